@@ -1,0 +1,1 @@
+"""LungSAM entry points: the `lungsam` CLI and the PySide6 GUI."""

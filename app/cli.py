@@ -1,0 +1,41 @@
+"""The `lungsam` command. Sub-commands import their heavy modules lazily, so
+`lungsam segment` never imports Qt and `lungsam --help` starts instantly."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.cli_segment import add_segment_parsers
+    from app.cli_train import add_train_parser
+
+    parser = argparse.ArgumentParser(prog="lungsam", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_segment_parsers(sub)
+    add_train_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from engine.errors import LungSamError
+
+    try:
+        return int(args.func(args) or 0)
+    except LungSamError as exc:
+        print(f"lungsam: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lungsam: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

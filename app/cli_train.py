@@ -1,0 +1,56 @@
+"""`lungsam train base|stage1|stage2`: argument parsing and wiring to the trainer (no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model: base (from scratch), stage1 (AdaLoRA), stage2 (QAT)")
+    p.add_argument("stage", choices=["base", "stage1", "stage2"])
+    p.add_argument("--data", required=True, help="folder with images/ and masks/ (or a .lungsam project)")
+    p.add_argument("--val", required=True, help="validation folder with images/ and masks/")
+    p.add_argument("--model", help="model to start from (name, folder or .pth)")
+    p.add_argument("--arch", help="architecture for base training from scratch (e.g. compact)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, events, best model)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (base stage)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
+    p.add_argument("--events", help="write JSON-lines progress events to FILE or - (stdout)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--val-limit", type=int, help="validate on the first N validation images only")
+    p.add_argument("--exclude", help="CSV/text file whose first column lists image names to leave out")
+    p.add_argument("--cache-dir", help="where decoded data sets are cached (default RUN/../.data-cache)")
+    p.add_argument("--fp16-storage", action="store_true", help="store FP32 weights as FP16 on disk")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from trainer.run import TrainRequest, run_stage
+
+    request = TrainRequest(
+        stage=args.stage,
+        data=Path(args.data),
+        val=Path(args.val),
+        out=Path(args.out),
+        model=args.model,
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        resume=args.resume,
+        events=args.events,
+        seed=args.seed,
+        threads=args.threads,
+        val_limit=args.val_limit,
+        exclude=Path(args.exclude) if args.exclude else None,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        storage_dtype="float16" if args.fp16_storage else "float32",
+    )
+    run_stage(request)
+    return 0

@@ -1,0 +1,61 @@
+"""Batched SAM forward for training and evaluation: many images, several prompts each.
+
+segment-anything's ``MaskDecoder.forward`` assumes one image per call; looping over a batch
+in Python costs more than the decoder itself at 256 px. Here each prompt carries its own
+copy of its image's embedding, so one decoder pass serves the whole batch. The maths is
+``MaskDecoder.predict_masks`` step for step (checked against it in the tests).
+"""
+
+from __future__ import annotations
+
+import torch
+from segment_anything.modeling import MaskDecoder, Sam
+
+
+def decode_per_prompt(
+    decoder: MaskDecoder,
+    embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+    multimask_output: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """N prompts, N embeddings (N x C x h x w) -> low-res logits N x M x 4h x 4w, IoU N x M."""
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
+    tokens = torch.cat((output_tokens, sparse), dim=1)
+    src = embeddings + dense
+    pos_src = image_pe.expand(src.shape[0], -1, -1, -1)
+    b, c, h, w = src.shape
+    hs, src = decoder.transformer(src, pos_src, tokens)
+    iou_token_out = hs[:, 0, :]
+    mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    hyper_in = torch.stack(
+        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
+        dim=1,
+    )
+    b, c, h, w = upscaled.shape
+    masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+    iou_pred = decoder.iou_prediction_head(iou_token_out)
+    sl = slice(1, None) if multimask_output else slice(0, 1)
+    return masks[:, sl], iou_pred[:, sl]
+
+
+def predict_boxes(
+    sam: Sam,
+    features: torch.Tensor,
+    boxes: torch.Tensor,
+    image_index: torch.Tensor,
+    multimask_output: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box prompts (N x 4, input frame) on images ``image_index`` (N,) of ``features`` (B x C x h x w)."""
+    sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+    return decode_per_prompt(
+        sam.mask_decoder,
+        features[image_index],
+        sam.prompt_encoder.get_dense_pe(),
+        sparse,
+        dense,
+        multimask_output,
+    )

@@ -1,0 +1,1 @@
+"""LungSAM trainer: datasets, prompts, losses, stages, evaluation (no Qt)."""

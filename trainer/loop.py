@@ -1,0 +1,301 @@
+"""The one training loop every stage shares: steps, validation, checkpoints, resume, events.
+
+Stages differ only in which parameters train and a few hooks (extra loss, rank allocation,
+export); see ``trainer.stages``. Determinism: data order and augmentation are drawn from
+generators seeded by (seed, epoch) and (seed, step), so a resumed run replays the same
+batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.atomic import atomic_write_with
+from engine.errors import TrainingError
+from engine.preprocess import normalize_and_pad
+from engine.sam_forward import predict_boxes
+from trainer.augment import AugmentConfig, augment_batch
+from trainer.data import SampleSet
+from trainer.events import EventWriter
+from trainer.losses import segmentation_loss
+from trainer.prompts import PROMPT_KINDS, batch_prompts
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class LoopConfig:
+    """Hyper-parameters common to every stage (learning rates live in the param groups)."""
+
+    epochs: int = 10
+    batch_size: int = 16
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.02
+    weight_decay: float = 0.01
+    jitter_px: float = 20.0
+    augment: bool = True
+    seed: int = 0
+    checkpoint_every_s: float = 300.0
+    log_every: int = 10
+    val_batch_size: int = 32
+    grad_clip: float = 1.0
+    threads: int | None = None
+    amp: str = "auto"  # bf16 autocast: ~2x faster on CPUs with AVX-512 BF16 (measured 0.86 s -> 0.39 s/step)
+
+
+@dataclass
+class StageHooks:
+    """What a stage adds to the shared loop."""
+
+    extra_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None
+    after_backward: Callable[[int], dict[str, Any] | None] | None = None
+    export_best: Callable[[Path, dict[str, Any]], None] | None = None
+    state: Callable[[], dict[str, Any]] | None = None
+    load_state: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass
+class History:
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = -1.0
+    best_epoch: int = -1
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up then cosine decay to ``min_ratio`` of the base learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bfloat16 when asked for, or on ``auto`` when the hardware runs it natively."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def images_to_input(images: np.ndarray | torch.Tensor, config) -> torch.Tensor:
+    """B x S x S x 3 uint8 -> B x 3 x S x S float in 0-255 (not yet normalised)."""
+    t = torch.as_tensor(images)
+    return t.permute(0, 3, 1, 2).float()
+
+
+@torch.no_grad()
+def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="cpu") -> dict[str, float]:
+    """Mean Dice in the input frame for both-lung and per-lung boxes (no jitter)."""
+    model.eval()
+    sums = {k: [] for k in PROMPT_KINDS}
+    for start in range(0, len(data), batch_size):
+        sl = slice(start, start + batch_size)
+        x = normalize_and_pad(images_to_input(data.images[sl], config).to(device), config)
+        labels = torch.as_tensor(data.labels[sl])
+        boxes, idx, targets, kinds = batch_prompts(labels, limits=data.input_sizes[sl])
+        feats = model.image_encoder(x)
+        low, _ = predict_boxes(model, feats, boxes.to(device), idx.to(device))
+        logits = F.interpolate(low, (config.img_size, config.img_size), mode="bilinear", align_corners=False)[:, 0]
+        pred = (logits > 0).cpu().float()
+        inter = (pred * targets).flatten(1).sum(1)
+        denom = pred.flatten(1).sum(1) + targets.flatten(1).sum(1)
+        dice = (2 * inter / denom.clamp_min(1)).numpy()
+        for kind, d in zip(kinds, dice, strict=True):
+            sums[kind].append(float(d))
+    union = float(np.mean(sums["union"])) if sums["union"] else float("nan")
+    lungs = sums["image_left"] + sums["image_right"]
+    per_lung = float(np.mean(lungs)) if lungs else float("nan")
+    return {"val_dice": union, "val_dice_per_lung": per_lung, "val_score": (union + per_lung) / 2}
+
+
+class Trainer:
+    """Runs one stage: ``model`` with ``param_groups`` on ``train`` / ``val`` sets."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config,
+        param_groups: list[dict[str, Any]],
+        train: SampleSet,
+        val: SampleSet,
+        run_dir: str | Path,
+        loop: LoopConfig,
+        events: EventWriter,
+        hooks: StageHooks | None = None,
+        device: torch.device | str = "cpu",
+        progress: bool = True,
+    ) -> None:
+        self.model = model.to(device)
+        self.config = config
+        self.train_set, self.val_set = train, val
+        self.run_dir = Path(run_dir)
+        self.loop = loop
+        self.events = events
+        self.hooks = hooks or StageHooks()
+        self.device = torch.device(device)
+        self.progress = progress
+        for group in param_groups:
+            group.setdefault("base_lr", group["lr"])
+        self.optimizer = torch.optim.AdamW(param_groups, weight_decay=loop.weight_decay)
+        self.steps_per_epoch = max(1, len(train) // loop.batch_size)
+        self.total_steps = self.steps_per_epoch * loop.epochs
+        self.step = 0
+        self.history = History()
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "history": {"epochs": self.history.epochs, "best_score": self.history.best_score,
+                        "best_epoch": self.history.best_epoch},
+            "hooks": self.hooks.state() if self.hooks.state else {},
+            "loop": asdict(self.loop),
+        }
+
+    def save_checkpoint(self) -> None:
+        state = self._checkpoint_state()
+        atomic_write_with(self.run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        self.events.emit("checkpoint", step=self.step, path=str(self.run_dir / CHECKPOINT))
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoint.pt`` if there is one; returns whether it resumed."""
+        path = self.run_dir / CHECKPOINT
+        if not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # a truncated file from a killed writer cannot be: atomic
+            raise TrainingError(f"{path}: cannot read the checkpoint to resume ({exc})") from exc
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        hist = state["history"]
+        self.history = History(list(hist["epochs"]), float(hist["best_score"]), int(hist["best_epoch"]))
+        if self.hooks.load_state and state.get("hooks"):
+            self.hooks.load_state(state["hooks"])
+        self.events.emit("resumed", step=self.step)
+        return True
+
+    # -- training ----------------------------------------------------------------------------
+    def _batch(self, epoch: int, index_in_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        gen = torch.Generator().manual_seed(self.loop.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_set), generator=gen).numpy()
+        bs = self.loop.batch_size
+        return order[index_in_epoch * bs : (index_in_epoch + 1) * bs], order
+
+    def train_step(self, indices: np.ndarray) -> dict[str, float]:
+        self.model.train()
+        gen = torch.Generator().manual_seed(self.loop.seed * 1_000_003 + self.step)
+        images = images_to_input(self.train_set.images[indices], self.config)
+        labels = torch.as_tensor(self.train_set.labels[indices]).long()
+        if self.loop.augment:
+            images, labels = augment_batch(images, labels, AugmentConfig(), gen)
+        limits = self.train_set.input_sizes[indices]
+        boxes, idx, targets, _ = batch_prompts(labels, jitter_px=self.loop.jitter_px, generator=gen, limits=limits)
+        if len(boxes) == 0:
+            return {}
+        x = normalize_and_pad(images.to(self.device), self.config)
+        amp = autocast_dtype(self.loop.amp, self.device)
+        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            feats = self.model.image_encoder(x)
+            low, iou = predict_boxes(self.model, feats, boxes.to(self.device), idx.to(self.device))
+        low, iou = low.float(), iou.float()
+        logits = F.interpolate(low, (self.config.img_size,) * 2, mode="bilinear", align_corners=False)[:, 0]
+        loss, parts = segmentation_loss(logits, targets.to(self.device), iou[:, 0])
+        if self.hooks.extra_loss is not None:
+            extra = self.hooks.extra_loss(self.model)
+            loss = loss + extra
+            parts["extra_loss"] = float(extra.detach())
+        factor = lr_factor(self.step, self.total_steps, self.loop.warmup_steps, self.loop.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.loop.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.loop.grad_clip
+            )
+        self.optimizer.step()
+        self.step += 1
+        if self.hooks.after_backward is not None:
+            info = self.hooks.after_backward(self.step)
+            if info:
+                self.events.emit("rank", step=self.step, **info)
+        parts["loss"] = float(loss.detach())
+        return parts
+
+    def run(self) -> History:
+        if self.loop.threads:
+            torch.set_num_threads(self.loop.threads)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.events.emit(
+            "start", epochs=self.loop.epochs, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps, train_images=len(self.train_set), val_images=len(self.val_set),
+            resumed_step=self.step,
+        )
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        last_ckpt = time.monotonic()
+        t0, s0 = time.monotonic(), self.step
+        while self.step < self.total_steps:
+            epoch, in_epoch = divmod(self.step, self.steps_per_epoch)
+            indices, _ = self._batch(epoch, in_epoch)
+            parts = self.train_step(indices)
+            bar.update(1)
+            rate = (self.step - s0) / max(1e-6, time.monotonic() - t0)
+            eta = (self.total_steps - self.step) / max(rate, 1e-6)
+            if parts:
+                bar.set_postfix(loss=f"{parts['loss']:.4f}", epoch=epoch + 1)
+            if self.step % self.loop.log_every == 0 and parts:
+                self.events.emit(
+                    "step", epoch=epoch + 1, step=self.step, total_steps=self.total_steps,
+                    lr=self.optimizer.param_groups[0]["lr"], eta_s=round(eta, 1),
+                    images_per_s=round(rate * self.loop.batch_size, 2), **parts,
+                )
+            if self.step % self.steps_per_epoch == 0:
+                self._end_epoch(epoch + 1, eta)
+                last_ckpt = time.monotonic()
+            elif time.monotonic() - last_ckpt > self.loop.checkpoint_every_s:
+                self.save_checkpoint()
+                last_ckpt = time.monotonic()
+        bar.close()
+        return self.history
+
+    def _end_epoch(self, epoch: int, eta: float) -> None:
+        metrics = evaluate_set(self.model, self.config, self.val_set, self.loop.val_batch_size, self.device)
+        record = {"epoch": epoch, "step": self.step, **metrics}
+        self.history.epochs.append(record)
+        improved = metrics["val_score"] > self.history.best_score
+        if improved:
+            self.history.best_score = metrics["val_score"]
+            self.history.best_epoch = epoch
+            if self.hooks.export_best is not None:
+                self.hooks.export_best(self.run_dir / "best", {**record, "best_epoch": epoch})
+        self.events.emit("epoch", eta_s=round(eta, 1), best=improved, total_epochs=self.loop.epochs, **record)
+        self.save_checkpoint()
+
+
+def check_disk_space(path: Path, needed_bytes: int) -> None:
+    """Refuse to start when the run folder's disk cannot hold a few checkpoints."""
+    path.mkdir(parents=True, exist_ok=True)
+    stat = os.statvfs(path)
+    free = stat.f_bavail * stat.f_frsize
+    if free < needed_bytes:
+        raise TrainingError(
+            f"{path}: only {free / 2**20:.0f} MiB free on disk, need about {needed_bytes / 2**20:.0f} MiB"
+        )
