@@ -25,6 +25,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-limit", type=int, help="validate on the first N validation images only")
     p.add_argument("--exclude", help="CSV/text file whose first column lists image names to leave out")
     p.add_argument("--cache-dir", help="where decoded data sets are cached (default RUN/../.data-cache)")
+    p.add_argument("--preset", choices=["default", "paper"], default="default",
+                   help="stage1 learning rates: ours (default) or the paper's 5e-5/2e-5")
+    p.add_argument("--adapter-lr", type=float, help="stage1: AdaLoRA learning rate")
+    p.add_argument("--decoder-lr", type=float, help="stage1/2: mask decoder learning rate")
+    p.add_argument("--lambda-lr", type=float, help="stage2: learning rate of the singular values")
+    p.add_argument("--train-decoder", action="store_true", help="stage2: also train the decoder")
     p.add_argument("--fp16-storage", action="store_true", help="store FP32 weights as FP16 on disk")
     p.set_defaults(func=run_train)
 
@@ -51,6 +57,11 @@ def run_train(args: argparse.Namespace) -> int:
         exclude=Path(args.exclude) if args.exclude else None,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         storage_dtype="float16" if args.fp16_storage else "float32",
+        preset=args.preset,
+        adapter_lr=args.adapter_lr,
+        decoder_lr=args.decoder_lr,
+        lambda_lr=args.lambda_lr,
+        train_decoder=args.train_decoder,
     )
     run_stage(request)
     return 0

@@ -150,3 +150,6 @@ def tiny_config(img_size: int = 64, **overrides: Any) -> SamConfig:
     )
     base.update(overrides)
     return SamConfig(**base)
+
+
+PRESETS["tiny"] = tiny_config()

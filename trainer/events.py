@@ -14,32 +14,40 @@ from typing import IO, Any
 
 
 class EventWriter:
-    """Writes events to a file, to stdout (``-``) or nowhere; flushes every line."""
+    """Writes events to files and/or stdout (``-``); flushes every line.
 
-    def __init__(self, target: str | Path | None, stage: str = "", enabled: bool = True) -> None:
+    The run folder always keeps its own ``events.jsonl`` (for reports) beside whatever
+    target the caller asked for (the GUI reads stdout or a file).
+    """
+
+    def __init__(self, *targets: str | Path | None, stage: str = "", enabled: bool = True) -> None:
         self.stage = stage
-        self._handle: IO[str] | None = None
-        self._owned = False
-        if target is None or not enabled:
+        self._handles: list[tuple[IO[str], bool]] = []
+        if not enabled:
             return
-        if str(target) == "-":
-            self._handle = sys.stdout
-        else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(target, "a", encoding="utf-8")  # noqa: SIM115
-            self._owned = True
+        for target in dict.fromkeys(str(t) for t in targets if t is not None):
+            if target == "-":
+                self._handles.append((sys.stdout, False))
+            else:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                self._handles.append((open(target, "a", encoding="utf-8"), True))  # noqa: SIM115
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "time": round(time.time(), 3), "stage": self.stage, **fields}
-        if self._handle is not None:
-            self._handle.write(json.dumps(record, default=_jsonable) + "\n")
-            self._handle.flush()
+        line = json.dumps(record, default=_jsonable) + "\n"
+        for handle, _ in self._handles:
+            try:
+                handle.write(line)
+                handle.flush()
+            except OSError:
+                pass  # a full disk must not turn a progress message into a crash
         return record
 
     def close(self) -> None:
-        if self._owned and self._handle is not None:
-            self._handle.close()
-        self._handle = None
+        for handle, owned in self._handles:
+            if owned:
+                handle.close()
+        self._handles = []
 
 
 def _jsonable(value: Any) -> Any:

@@ -63,6 +63,8 @@ class StageHooks:
     export_best: Callable[[Path, dict[str, Any]], None] | None = None
     state: Callable[[], dict[str, Any]] | None = None
     load_state: Callable[[dict[str, Any]], None] | None = None
+    eligible_for_best: Callable[[int], bool] | None = None
+    on_finish: Callable[[Path, History], dict[str, Any] | None] | None = None
 
 
 @dataclass
@@ -122,6 +124,18 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
     return {"val_dice": union, "val_dice_per_lung": per_lung, "val_score": (union + per_lung) / 2}
 
 
+class BoxForward(torch.nn.Module):
+    """Encoder + batched box decoding as one module, so DistributedDataParallel sees the
+    whole forward pass (calling submodules directly would bypass its gradient hooks)."""
+
+    def __init__(self, sam: torch.nn.Module) -> None:
+        super().__init__()
+        self.sam = sam
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor):
+        return predict_boxes(self.sam, self.sam.image_encoder(x), boxes, index)
+
+
 class Trainer:
     """Runs one stage: ``model`` with ``param_groups`` on ``train`` / ``val`` sets."""
 
@@ -147,11 +161,18 @@ class Trainer:
         self.events = events
         self.hooks = hooks or StageHooks()
         self.device = torch.device(device)
-        self.progress = progress
+        self.dist = DistInfo.current()
+        self.progress = progress and self.dist.is_main
+        self.forward = BoxForward(self.model)
+        if self.dist.world_size > 1:
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                self.forward, find_unused_parameters=True,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
         for group in param_groups:
             group.setdefault("base_lr", group["lr"])
         self.optimizer = torch.optim.AdamW(param_groups, weight_decay=loop.weight_decay)
-        self.steps_per_epoch = max(1, len(train) // loop.batch_size)
+        self.steps_per_epoch = max(1, len(train) // (loop.batch_size * self.dist.world_size))
         self.total_steps = self.steps_per_epoch * loop.epochs
         self.step = 0
         self.history = History()
@@ -169,6 +190,8 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
         state = self._checkpoint_state()
         atomic_write_with(self.run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
         self.events.emit("checkpoint", step=self.step, path=str(self.run_dir / CHECKPOINT))
@@ -197,7 +220,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.loop.seed * 100_003 + epoch)
         order = torch.randperm(len(self.train_set), generator=gen).numpy()
         bs = self.loop.batch_size
-        return order[index_in_epoch * bs : (index_in_epoch + 1) * bs], order
+        start = (index_in_epoch * self.dist.world_size + self.dist.rank) * bs
+        return order[start : start + bs], order
 
     def train_step(self, indices: np.ndarray) -> dict[str, float]:
         self.model.train()
@@ -213,8 +237,7 @@ class Trainer:
         x = normalize_and_pad(images.to(self.device), self.config)
         amp = autocast_dtype(self.loop.amp, self.device)
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            feats = self.model.image_encoder(x)
-            low, iou = predict_boxes(self.model, feats, boxes.to(self.device), idx.to(self.device))
+            low, iou = self.forward(x, boxes.to(self.device), idx.to(self.device))
         low, iou = low.float(), iou.float()
         logits = F.interpolate(low, (self.config.img_size,) * 2, mode="bilinear", align_corners=False)[:, 0]
         loss, parts = segmentation_loss(logits, targets.to(self.device), iou[:, 0])
@@ -222,7 +245,8 @@ class Trainer:
             extra = self.hooks.extra_loss(self.model)
             loss = loss + extra
             parts["extra_loss"] = float(extra.detach())
-        factor = lr_factor(self.step, self.total_steps, self.loop.warmup_steps, self.loop.min_lr_ratio)
+        warmup = min(self.loop.warmup_steps, max(1, self.total_steps // 10))
+        factor = lr_factor(self.step, self.total_steps, warmup, self.loop.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         self.optimizer.zero_grad(set_to_none=True)
@@ -240,7 +264,8 @@ class Trainer:
         parts["loss"] = float(loss.detach())
         return parts
 
-    def run(self) -> History:
+    def run(self, stop_at: int | None = None) -> History:
+        """Train to the end (or only up to step ``stop_at``, as if killed there)."""
         if self.loop.threads:
             torch.set_num_threads(self.loop.threads)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -252,7 +277,8 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         last_ckpt = time.monotonic()
         t0, s0 = time.monotonic(), self.step
-        while self.step < self.total_steps:
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        while self.step < end:
             epoch, in_epoch = divmod(self.step, self.steps_per_epoch)
             indices, _ = self._batch(epoch, in_epoch)
             parts = self.train_step(indices)
@@ -261,7 +287,7 @@ class Trainer:
             eta = (self.total_steps - self.step) / max(rate, 1e-6)
             if parts:
                 bar.set_postfix(loss=f"{parts['loss']:.4f}", epoch=epoch + 1)
-            if self.step % self.loop.log_every == 0 and parts:
+            if self.step % self.loop.log_every == 0 and parts:  # noqa: SIM102
                 self.events.emit(
                     "step", epoch=epoch + 1, step=self.step, total_steps=self.total_steps,
                     lr=self.optimizer.param_groups[0]["lr"], eta_s=round(eta, 1),
@@ -274,20 +300,65 @@ class Trainer:
                 self.save_checkpoint()
                 last_ckpt = time.monotonic()
         bar.close()
+        if self.step < self.total_steps:
+            return self.history
+        if self.hooks.on_finish is not None and self.dist.is_main:
+            info = self.hooks.on_finish(self.run_dir, self.history)
+            if info:
+                self.events.emit("finished_stage", **info)
+        self.dist.barrier()
         return self.history
 
     def _end_epoch(self, epoch: int, eta: float) -> None:
         metrics = evaluate_set(self.model, self.config, self.val_set, self.loop.val_batch_size, self.device)
         record = {"epoch": epoch, "step": self.step, **metrics}
         self.history.epochs.append(record)
-        improved = metrics["val_score"] > self.history.best_score
+        eligible = self.hooks.eligible_for_best is None or self.hooks.eligible_for_best(epoch)
+        improved = eligible and metrics["val_score"] > self.history.best_score
+        if improved and self.dist.is_main:
+            if self.hooks.export_best is not None:
+                self.hooks.export_best(self.run_dir / "best", {**record, "best_epoch": epoch})
         if improved:
             self.history.best_score = metrics["val_score"]
             self.history.best_epoch = epoch
-            if self.hooks.export_best is not None:
-                self.hooks.export_best(self.run_dir / "best", {**record, "best_epoch": epoch})
         self.events.emit("epoch", eta_s=round(eta, 1), best=improved, total_epochs=self.loop.epochs, **record)
         self.save_checkpoint()
+        self.dist.barrier()
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Rank and world size when launched by torchrun (1 process otherwise)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def current(cls) -> DistInfo:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group (gloo on CPU, nccl on CUDA) if launched by torchrun."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo.current()
 
 
 def check_disk_space(path: Path, needed_bytes: int) -> None:

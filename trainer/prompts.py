@@ -37,10 +37,10 @@ def batch_prompts(
     is clipped to the image region ``limits`` (B x 2: h, w; default the whole square).
     """
     lab = labels.cpu().numpy()
-    size = lab.shape[-1]
+    height, width = lab.shape[-2:]
     boxes, index, targets, used = [], [], [], []
     for i in range(lab.shape[0]):
-        h, w = (limits[i] if limits is not None else (size, size))
+        h, w = limits[i] if limits is not None else (height, width)
         for kind in kinds:
             tgt = _target(lab[i], kind)
             box = tight_box(tgt)
@@ -57,6 +57,6 @@ def batch_prompts(
     return (
         torch.as_tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 4),
         torch.as_tensor(index, dtype=torch.long),
-        torch.as_tensor(np.asarray(targets), dtype=torch.float32).reshape(-1, size, size),
+        torch.as_tensor(np.asarray(targets), dtype=torch.float32).reshape(-1, height, width),
         used,
     )

@@ -10,15 +10,29 @@ from pathlib import Path
 
 import torch
 
+from engine.atomic import atomic_write_bytes
 from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
 from engine.registry import load_model
 from engine.sam_config import preset
 from trainer.data import find_pairs, load_set
 from trainer.events import EventWriter
-from trainer.loop import LoopConfig, Trainer, check_disk_space
+from trainer.loop import LoopConfig, Trainer, check_disk_space, init_distributed
 from trainer.provenance import provenance
-from trainer.stages import BaseStageConfig, base_stage, start_model
+from trainer.stages import (
+    BaseStageConfig,
+    Stage1Config,
+    Stage2Config,
+    base_stage,
+    scaled_prune_epochs,
+    stage1,
+    stage2,
+    start_model,
+    trainable_summary,
+)
+
+# (epochs, batch size) per stage when the user gives none.
+STAGE_DEFAULTS = {"base": (30, 16), "stage1": (15, 8), "stage2": (5, 8)}
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +58,28 @@ class TrainRequest:
     cache_dir: Path | None = None
     storage_dtype: str = "float32"
     progress: bool = True
+    preset: str = "default"
+    train_decoder: bool = False
+    lambda_lr: float | None = None
+    adapter_lr: float | None = None
+    decoder_lr: float | None = None
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """sha256 over every tensor of the state dict, in key order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def dist_world() -> int:
+    from trainer.loop import DistInfo
+
+    return DistInfo.current().world_size
 
 
 def read_exclude(path: Path | None) -> list[str]:
@@ -60,9 +96,14 @@ def read_exclude(path: Path | None) -> list[str]:
 
 def run_stage(req: TrainRequest) -> Path:
     """Train, emitting events; returns the run folder. Failures emit ``failed`` and re-raise."""
-    events = EventWriter(req.events, stage=req.stage)
+    device = resolve_device(req.device)
+    dist = init_distributed(device)
+    if dist.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    events = EventWriter(req.events, req.out / "events.jsonl", stage=req.stage, enabled=dist.is_main)
     try:
-        return _run(req, events)
+        return _run(req, events, device)
     except LungSamError as exc:
         events.emit("failed", reason=str(exc))
         raise
@@ -79,15 +120,18 @@ def run_stage(req: TrainRequest) -> Path:
         events.close()
 
 
-def _run(req: TrainRequest, events: EventWriter) -> Path:
-    device = resolve_device(req.device)
+def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     if req.threads:
         torch.set_num_threads(req.threads)
     if req.out.exists() and any(req.out.iterdir()) and not req.resume:
         if (req.out / "checkpoint.pt").exists():
             raise TrainingError(f"{req.out}: a run already exists there; use --resume or another --out")
     check_disk_space(req.out, 200 << 20)
+    if req.stage != "base" and not req.model:
+        raise TrainingError(f"{req.stage} needs --model (the model to fine-tune)")
     base = load_model(req.model) if req.model else None
+    if base is not None and base.is_int8:
+        raise TrainingError(f"{base.name} is an INT8 deployment model; train from its FP32 version")
     model, config = start_model(base, preset(req.arch) if req.arch else None)
     cache = req.cache_dir or req.out.parent / ".data-cache"
     exclude = read_exclude(req.exclude)
@@ -100,7 +144,7 @@ def _run(req: TrainRequest, events: EventWriter) -> Path:
     val = load_set(val_pairs, config.img_size, cache)
     for name, reason in train.skipped + val.skipped:
         events.emit("warning", file=name, reason=reason)
-    defaults = {"base": (30, 16)}[req.stage]
+    defaults = STAGE_DEFAULTS[req.stage]
     loop = LoopConfig(
         epochs=req.epochs or defaults[0],
         batch_size=req.batch_size or defaults[1],
@@ -113,9 +157,25 @@ def _run(req: TrainRequest, events: EventWriter) -> Path:
         "val_images": len(val), "skipped": len(train.skipped) + len(val.skipped),
         "excluded": len(exclude),
     }
-    stage_cfg = BaseStageConfig(lr=req.lr or BaseStageConfig.lr, storage_dtype=req.storage_dtype)
     prov = provenance(req.stage, data_info, {"loop": asdict(loop)}, req.model or req.arch)
-    groups, hooks = base_stage(model, config, stage_cfg, prov)
+    steps_per_epoch = max(1, len(train) // (loop.batch_size * dist_world()))
+    if req.stage == "base":
+        cfg = BaseStageConfig(lr=req.lr or BaseStageConfig.lr, storage_dtype=req.storage_dtype)
+        groups, hooks = base_stage(model, config, cfg, prov)
+    elif req.stage == "stage1":
+        cfg1 = Stage1Config.paper() if req.preset == "paper" else Stage1Config()
+        cfg1.prune_epochs = scaled_prune_epochs(loop.epochs)
+        cfg1.storage_dtype = req.storage_dtype
+        cfg1.adapter_lr = req.adapter_lr or cfg1.adapter_lr
+        cfg1.decoder_lr = req.decoder_lr or cfg1.decoder_lr
+        groups, hooks = stage1(model, config, cfg1, loop.epochs, steps_per_epoch, prov)
+    else:
+        cfg2 = Stage2Config(train_decoder=req.train_decoder)
+        cfg2.lambda_lr = req.lambda_lr or cfg2.lambda_lr
+        cfg2.decoder_lr = req.decoder_lr or cfg2.decoder_lr
+        groups, hooks = stage2(model, config, cfg2, prov)
+    params = trainable_summary(model)
+    events.emit("model", **params, base_model=req.model or req.arch)
     trainer = Trainer(model, config, groups, train, val, req.out, loop, events, hooks, device, req.progress)
     if req.resume:
         trainer.resume()
@@ -123,7 +183,14 @@ def _run(req: TrainRequest, events: EventWriter) -> Path:
     summary = {
         "stage": req.stage, "best_epoch": history.best_epoch, "best_score": history.best_score,
         "epochs": history.epochs, "data": data_info, "skipped": train.skipped + val.skipped,
+        "base_model": req.model or req.arch, "fp32_model": str(req.out / "best"), **params,
     }
-    (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if (req.out / "int8").is_dir():
+        summary["int8_model"] = str(req.out / "int8")
+    if trainer.dist.is_main:
+        atomic_write_bytes(req.out / "summary.json", json.dumps(summary, indent=2).encode())
+    if trainer.dist.world_size > 1:  # lets anyone check that every rank ended identical
+        digest = state_digest(model)
+        atomic_write_bytes(req.out / "ddp" / f"rank{trainer.dist.rank}.sha256", digest.encode())
     events.emit("done", best=str(req.out / "best"), best_epoch=history.best_epoch, best_score=history.best_score)
     return req.out
