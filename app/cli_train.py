@@ -10,7 +10,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model: base (from scratch), stage1 (AdaLoRA), stage2 (QAT)")
     p.add_argument("stage", choices=["base", "stage1", "stage2"])
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (or a .lungsam project)")
-    p.add_argument("--val", required=True, help="validation folder with images/ and masks/")
+    p.add_argument("--val", help="validation folder with images/ and masks/ (default: hold back --val-fraction of --data)")
+    p.add_argument("--val-fraction", type=float, help="hold back this fraction of --data for validation (by patient)")
     p.add_argument("--model", help="model to start from (name, folder or .pth)")
     p.add_argument("--arch", help="architecture for base training from scratch (e.g. compact)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, events, best model)")
@@ -41,7 +42,8 @@ def run_train(args: argparse.Namespace) -> int:
     request = TrainRequest(
         stage=args.stage,
         data=Path(args.data),
-        val=Path(args.val),
+        val=Path(args.val) if args.val else None,
+        val_fraction=args.val_fraction,
         out=Path(args.out),
         model=args.model,
         arch=args.arch,

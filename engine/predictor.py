@@ -18,7 +18,7 @@ from engine.device import resolve_device
 from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.errors import PromptError
 from engine.model_folder import LoadedModel
-from engine.preprocess import boxes_to_input, coords_to_input, logits_to_original, prepare_image
+from engine.preprocess import boxes_to_input, coords_to_input, masks_at_original, prepare_image
 from engine.prompts import validate_boxes, validate_points
 
 
@@ -196,10 +196,10 @@ class Predictor:
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
         )
-        logits = logits_to_original(
-            low_res, self._current.input_size, self._current.original_size, self.config.img_size
+        masks = masks_at_original(
+            low_res, self._current.input_size, self._current.original_size, self.config.img_size,
+            self.sam.mask_threshold,
         )
-        masks = (logits > self.sam.mask_threshold).cpu().numpy()
         return masks, iou.float().cpu().numpy(), low_res.float().cpu().numpy()
 
     def _require_image(self) -> None:

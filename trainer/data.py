@@ -31,7 +31,7 @@ class Pair:
 
     name: str
     image: Path
-    mask: Path
+    mask: Path | None
     mask_left: Path | None = None
     mask_right: Path | None = None
 
@@ -46,9 +46,36 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     }
 
 
+def is_project(root: Path) -> bool:
+    return (root / ".lungsam" / "project.db").is_file()
+
+
+def project_pairs(root: Path) -> list[Pair]:
+    """The clinician-corrected masks of an annotation project (latest corrected version each)."""
+    from engine.project_store import ProjectStore
+
+    with ProjectStore.open(root, read_only=True) as store:
+        items = store.corrected_items()
+    pairs = []
+    for image, masks in items:
+        pairs.append(Pair(
+            image.relative_to(root).as_posix(), image, masks.get("lungs"),
+            masks.get("left lung"), masks.get("right lung"),
+        ))
+    if not pairs:
+        raise TrainingError(f"{root}: the project has no corrected masks yet")
+    return pairs
+
+
 def find_pairs(root: str | Path, exclude: Iterable[str] = ()) -> list[Pair]:
-    """Pairs ``root/images/X.*`` with ``root/masks/X.png`` (and masks_left/right if present)."""
+    """Pairs ``root/images/X.*`` with ``root/masks/X.png`` (and masks_left/right if present),
+    or the corrected masks of a LungSAM project folder (one with ``.lungsam/``)."""
     root = Path(root)
+    if not root.is_dir():
+        raise TrainingError(f"{root}: data folder not found")
+    if is_project(root):
+        skip = {Path(e).stem for e in exclude}
+        return [p for p in project_pairs(root) if Path(p.name).stem not in skip]
     images = _by_stem(root / "images")
     if not images:
         raise TrainingError(f"{root}: no images found in {root / 'images'}")
@@ -107,14 +134,23 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]:
-    """(image S x S x 3, labels S x S, input (h, w), original (H, W)); raises LungSamError."""
+    """(image S x S x 3, labels S x S, input (h, w), original (H, W)); raises LungSamError.
+
+    A pair may lack the both-lungs mask when only per-lung masks were drawn; the union is
+    then their sum.
+    """
     image = load_image(pair.image).pixels
     shape = image.shape[:2]
-    union = _read_mask(pair.mask, shape)
-    if not union.any():
-        raise TrainingError(f"{pair.mask.name}: mask is empty")
     left = _read_mask(pair.mask_left, shape) if pair.mask_left else None
     right = _read_mask(pair.mask_right, shape) if pair.mask_right else None
+    if pair.mask is not None:
+        union = _read_mask(pair.mask, shape)
+    elif left is not None or right is not None:
+        union = np.maximum(left if left is not None else 0, right if right is not None else 0).astype(np.uint8)
+    else:
+        raise TrainingError(f"{pair.name}: no mask")
+    if not union.any():
+        raise TrainingError(f"{pair.name}: mask is empty")
     labels = labels_from_masks(union, left, right)
     resized = resize_to_input(as_rgb(image), size)
     h, w = resized.shape[:2]
@@ -124,6 +160,37 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
     img_sq[:h, :w] = resized
     lab_sq[:h, :w] = small_labels
     return img_sq, lab_sq, (h, w), shape
+
+
+def split_pairs(pairs: list[Pair], val_fraction: float, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    """Deterministic train / held-back split that never puts one patient on both sides.
+
+    The group of an image is its DICOM PatientID when it has one, else the image itself.
+    """
+    import random
+
+    groups: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(_patient_key(pair), []).append(pair)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    n_val = max(1, round(val_fraction * len(keys))) if len(keys) > 1 else 0
+    val = [p for k in keys[:n_val] for p in groups[k]]
+    train = [p for k in keys[n_val:] for p in groups[k]]
+    return train, val
+
+
+def _patient_key(pair: Pair) -> str:
+    if pair.image.suffix.lower() in (".dcm", ".dicom") or not pair.image.suffix:
+        try:
+            import pydicom
+
+            ds = pydicom.dcmread(pair.image, stop_before_pixels=True, specific_tags=["PatientID"])
+            if getattr(ds, "PatientID", ""):
+                return f"patient:{ds.PatientID}"
+        except Exception:  # noqa: BLE001 - unreadable header: the file is its own group
+            pass
+    return f"file:{pair.name}"
 
 
 def _cache_key(pairs: list[Pair], size: int) -> str:

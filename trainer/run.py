@@ -15,7 +15,7 @@ from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
 from engine.registry import load_model
 from engine.sam_config import preset
-from trainer.data import find_pairs, load_set
+from trainer.data import find_pairs, load_set, split_pairs
 from trainer.events import EventWriter
 from trainer.loop import LoopConfig, Trainer, check_disk_space, init_distributed
 from trainer.provenance import provenance
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class TrainRequest:
     stage: str
     data: Path
-    val: Path
+    val: Path | None
     out: Path
     model: str | None = None
     arch: str | None = None
@@ -63,6 +63,7 @@ class TrainRequest:
     lambda_lr: float | None = None
     adapter_lr: float | None = None
     decoder_lr: float | None = None
+    val_fraction: float | None = None
 
 
 def state_digest(model: torch.nn.Module) -> str:
@@ -136,7 +137,12 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     cache = req.cache_dir or req.out.parent / ".data-cache"
     exclude = read_exclude(req.exclude)
     train_pairs = find_pairs(req.data, exclude)
-    val_pairs = find_pairs(req.val, exclude)
+    if req.val is None or req.val_fraction:
+        train_pairs, val_pairs = split_pairs(train_pairs, req.val_fraction or 0.2, req.seed)
+        if not val_pairs or not train_pairs:
+            raise TrainingError(f"{req.data}: too few images to hold some back for validation")
+    else:
+        val_pairs = find_pairs(req.val, exclude)
     if req.val_limit:
         val_pairs = val_pairs[: req.val_limit]
     events.emit("loading", train_pairs=len(train_pairs), val_pairs=len(val_pairs))
@@ -184,6 +190,7 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         "stage": req.stage, "best_epoch": history.best_epoch, "best_score": history.best_score,
         "epochs": history.epochs, "data": data_info, "skipped": train.skipped + val.skipped,
         "base_model": req.model or req.arch, "fp32_model": str(req.out / "best"), **params,
+        "train_names": train.names, "val_names": val.names,
     }
     if (req.out / "int8").is_dir():
         summary["int8_model"] = str(req.out / "int8")

@@ -60,3 +60,29 @@ def test_folder_without_masks_is_a_clear_error(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "images" / "a.png")
     with pytest.raises(TrainingError, match="no masks"):
         find_pairs(tmp_path)
+
+
+def test_project_folder_gives_its_corrected_masks(small_set, tmp_path):
+    from engine.project_store import ProjectStore
+
+    images = sorted((small_set / "images").iterdir())
+    with ProjectStore.open(small_set) as store:
+        store.register_images(images)
+        for i, path in enumerate(images[:3]):
+            mask = np.array(Image.open(small_set / "masks" / path.name)) > 0
+            kind = "corrected" if i < 2 else "model"
+            store.save_annotation(f"images/{path.name}", {"lungs": mask}, kind)
+    pairs = find_pairs(small_set)
+    assert [p.name for p in pairs] == [f"images/{p.name}" for p in images[:2]]
+    data = load_set(pairs, 64)
+    assert len(data) == 2 and not data.skipped
+
+
+def test_split_keeps_held_back_images_apart(small_set):
+    from trainer.data import split_pairs
+
+    pairs = find_pairs(small_set)
+    train, val = split_pairs(pairs, 0.25, seed=1)
+    assert len(val) == 2 and len(train) == 6
+    assert not {p.name for p in train} & {p.name for p in val}
+    assert split_pairs(pairs, 0.25, seed=1) == (train, val)

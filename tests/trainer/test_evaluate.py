@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import trainer.evaluate as evaluate_mod
@@ -20,6 +21,16 @@ from engine.model_folder import save_sam_folder
 from tests.conftest import synthetic_cxr
 from trainer.evaluate import EvalResult, evaluate_model
 from trainer.lung_labels import split_lungs
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine two torch threads
+    run them ~10x slower (OpenMP workers wait for each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -217,6 +228,7 @@ def test_cli_compare_of_a_model_with_itself_finds_no_difference(val4, model_dir,
 
 
 def test_cli_eval_never_imports_qt(val4, model_dir):
+    import os
     import subprocess
     import sys
 
@@ -227,6 +239,7 @@ def test_cli_eval_never_imports_qt(val4, model_dir):
         "assert rc == 0; assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt'"
     )
     root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
@@ -49,6 +50,16 @@ def _int8_folder(best: Path, out: Path) -> None:
     meta = {"format": "lungsam-model", "format_version": 1, "name": "int8",
             "int8": {"layers": list(QUANTIZED)}, "weights": {"file": "weights.safetensors"}}
     (out / "model.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine two torch threads
+    run them ~10x slower (OpenMP workers wait for each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
