@@ -11,6 +11,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.cli_gui import add_gui_parser
     from app.cli_segment import add_segment_parsers
     from app.cli_train import add_train_parser
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_segment_parsers(sub)
     add_train_parser(sub)
+    add_gui_parser(sub)
     return parser
 
 

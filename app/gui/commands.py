@@ -1,0 +1,165 @@
+"""The window's menu commands: one ``on_<id>`` method per action in :mod:`app.gui.shortcuts`.
+
+A mixin of :class:`app.gui.main_window.MainWindow`, kept apart so the window module holds the
+wiring (threads, loading, saving) and this one the thousand-times-a-day commands.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.gui.dialogs import ABOUT, ShortcutsDialog
+from app.gui.labels_panel import LABEL_ORDER
+from app.gui.windowing import PRESETS
+
+
+class WindowCommands:
+    """Handlers called by the QActions built in :func:`app.gui.actions.build_menus`."""
+
+    def on_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.open_paths([folder])
+
+    def on_open_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", "Images (*.png *.jpg *.jpeg *.tif *.tiff *.dcm *.dicom *.bmp);;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def on_save(self) -> None:
+        version = self.save_current("corrected", reason="accepted")
+        if version is not None:
+            self.statusBar().showMessage(f"saved as corrected (version {version})", 4000)
+
+    def on_skip(self) -> None:
+        if self.project is None or self.index < 0 or self.project.read_only:
+            return
+        self.save_current(reason="skip")
+        self.project.set_status(self.index, "skipped")
+        self._refresh_row()
+        self.on_next_image()
+
+    def on_export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to folder")
+        if folder:
+            self.export_to(folder)
+
+    def on_quit(self) -> None:
+        self.close()
+
+    def on_next_image(self) -> None:
+        self.go_to(self.index + 1)
+
+    def on_previous_image(self) -> None:
+        self.go_to(self.index - 1)
+
+    def on_next_unfinished(self) -> None:
+        if self.project is not None:
+            records = self.project.records
+            for i in list(range(self.index + 1, len(records))) + list(range(0, self.index)):
+                if records[i].status in ("new", "model"):
+                    self.go_to(i)
+                    return
+
+    def on_undo(self) -> None:
+        self.annotator.undo()
+
+    def on_redo(self) -> None:
+        self.annotator.redo()
+
+    def on_fill_holes(self) -> None:
+        self.annotator.apply_op("fill")
+
+    def on_remove_islands(self) -> None:
+        self.annotator.apply_op("islands")
+
+    def on_clear_label(self) -> None:
+        self.annotator.clear_label()
+
+    def _tool(self, name: str) -> None:
+        self.canvas.set_tool(name)
+        self.actions[f"tool_{name}"].setChecked(True)
+
+    def on_tool_box(self, _checked: bool = True) -> None:
+        self._tool("box")
+
+    def on_tool_positive(self, _checked: bool = True) -> None:
+        self._tool("positive")
+
+    def on_tool_negative(self, _checked: bool = True) -> None:
+        self._tool("negative")
+
+    def on_tool_brush(self, _checked: bool = True) -> None:
+        self._tool("brush")
+
+    def on_tool_eraser(self, _checked: bool = True) -> None:
+        self._tool("eraser")
+
+    def on_brush_smaller(self) -> None:
+        value = self.panel.brush.value()
+        self.panel.brush.setValue(max(1, min(value - 1, round(value / 1.25))))
+
+    def on_brush_bigger(self) -> None:
+        value = self.panel.brush.value()
+        self.panel.brush.setValue(max(value + 1, round(value * 1.25)))
+
+    def on_label(self, label: str) -> None:
+        self.annotator.label = label
+        self.panel.set_label(label)
+        self.actions[f"label_{LABEL_ORDER.index(label) + 1}"].setChecked(True)
+
+    def on_label_1(self, _checked: bool = True) -> None:
+        self.on_label(LABEL_ORDER[0])
+
+    def on_label_2(self, _checked: bool = True) -> None:
+        self.on_label(LABEL_ORDER[1])
+
+    def on_label_3(self, _checked: bool = True) -> None:
+        self.on_label(LABEL_ORDER[2])
+
+    def on_fit(self) -> None:
+        self.canvas.fit()
+
+    def on_zoom_in(self) -> None:
+        self.canvas.zoom_by(1.25)
+
+    def on_zoom_out(self) -> None:
+        self.canvas.zoom_by(0.8)
+
+    def on_toggle_outline(self, checked: bool) -> None:
+        self.panel.outline.setChecked(checked)
+
+    def _set_outline(self, on: bool) -> None:
+        self.actions["toggle_outline"].setChecked(on)
+        self.annotator.outline = on
+        self.annotator.restyle()
+
+    def on_toggle_masks(self, checked: bool) -> None:
+        self.annotator.masks_visible = not checked
+        self.annotator.restyle()
+
+    def _set_opacity(self, value: float) -> None:
+        self.annotator.opacity = value
+        self.annotator.restyle()
+
+    def on_opacity_up(self) -> None:
+        self.panel.opacity.setValue(self.panel.opacity.value() + 10)
+
+    def on_opacity_down(self) -> None:
+        self.panel.opacity.setValue(self.panel.opacity.value() - 10)
+
+    def on_window_preset(self) -> None:
+        self._preset = (self._preset + 1) % len(PRESETS)
+        self.set_window_preset(PRESETS[self._preset].key)
+
+    def on_shortcuts(self) -> None:
+        dialog = ShortcutsDialog(self)
+        dialog.show()
+        self._dialogs.append(dialog)
+
+    def on_about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About LungSAM", ABOUT, parent=self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self._dialogs.append(box)

@@ -1,0 +1,383 @@
+"""The annotation window: image list, canvas, label panel, menus, status bar, autosave.
+
+Threads: the model worker (embeddings, box/point predictions, model loading) and the image
+loader (decoding, prefetching the neighbours' pixels and embeddings) each live in a QThread;
+this window only routes signals, draws and saves. Saving is on the GUI thread because it is
+small (PNG masks + one SQLite transaction) and must be ordered with the edits.
+
+Autosave: every 5 s when something changed, on image change and on close; a crash or kill
+loses at most those 5 s. Memory caps: see :data:`app.gui.dialogs.MEMORY_CAPS`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThread, QTimer, Signal
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.actions import build_menus
+from app.gui.annotator import Annotator
+from app.gui.canvas import Canvas
+from app.gui.commands import WindowCommands
+from app.gui.image_list import ImageList
+from app.gui.labels_panel import LabelsPanel
+from app.gui.loader import ImageLoader
+from app.gui.model_menu import ModelMenu
+from app.gui.project import Project
+from app.gui.session import ImageSession
+from app.gui.status import StatusFields
+from app.gui.windowing import PRESETS, Windower
+from app.gui.worker import ModelInfo, ModelWorker
+from engine.embedding_cache import EmbeddingCache
+from engine.errors import LungSamError
+from engine.io import LoadedImage
+
+NO_MODEL = "no model installed - choose one (Model menu)"
+EMBED_CACHE_BYTES = 512 << 20
+
+
+class MainWindow(WindowCommands, QMainWindow):
+    AUTOSAVE_MS = 5000
+    saved = Signal(str, int)  # rel_path, version
+    image_shown = Signal(int)  # row
+    export_done = Signal(object)  # dict of written paths, or an exception
+
+    def __init__(self, model: str | None = None, device: str = "auto", autosave_ms: int | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("LungSAM")
+        self.cache = EmbeddingCache(max_bytes=EMBED_CACHE_BYTES)
+        self.worker, self.worker_thread = ModelWorker(self.cache), QThread(self)
+        self.loader, self.loader_thread = ImageLoader(self.cache), QThread(self)
+        for obj, thread, name in ((self.worker, self.worker_thread, "lungsam-model"), (self.loader, self.loader_thread, "lungsam-loader")):
+            thread.setObjectName(name)
+            obj.moveToThread(thread)
+            thread.start()
+
+        self.canvas = Canvas()
+        self.banner = QLabel("")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #7a5b00; color: white; padding: 6px;")
+        self.banner.setVisible(False)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+        self.image_list = ImageList()
+        self.panel = LabelsPanel()
+        for widget, title, area in ((self.image_list, "Images", Qt.DockWidgetArea.LeftDockWidgetArea), (self.panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock-{title}")
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            self.addDockWidget(area, dock)
+        self.status = StatusFields(self.statusBar())
+        self.actions, self.menus = build_menus(self)
+        self._add_window_presets()
+        self.model_menu = ModelMenu(self.menus["Model"], self)
+        self.annotator = Annotator(self.canvas, self.worker)
+
+        self.project: Project | None = None
+        self.index = -1
+        self.token = 0
+        self.embedded_token = -1
+        self.image: LoadedImage | None = None
+        self.windower: Windower | None = None
+        self.window_level = None
+        self._wl_start = None
+        self._preset = 0
+        self.model_info: ModelInfo | None = None
+        self.model_loading = False
+        self.model_spec = model
+        self.device = device
+        self._explicit_model = model is not None
+        self._dialogs: list[QWidget] = []
+        self._save_failing = False
+
+        self._connect()
+        self.autosave = QTimer(self)
+        self.autosave.setInterval(autosave_ms or self.AUTOSAVE_MS)
+        self.autosave.timeout.connect(lambda: self.save_current(reason="autosave"))
+        self.autosave.start()
+        self._wl_timer = QTimer(self, singleShot=True, interval=0)
+        self._wl_timer.timeout.connect(self._apply_window)
+        self.on_label(self.panel.label)
+        self.actions["tool_box"].setChecked(True)
+        self.resize(1400, 900)
+        self.load_model(model, device)
+
+    def _connect(self) -> None:
+        w, a = self.worker, self.annotator
+        w.model_ready.connect(self._model_ready)
+        w.model_failed.connect(self._model_failed)
+        w.embedded.connect(self._embedded)
+        # Worker signals must reach methods of GUI-thread QObjects (queued), never lambdas or
+        # plain objects, which PySide would call in the worker thread.
+        w.embed_failed.connect(self._embed_failed)
+        w.busy.connect(self._worker_busy)
+        self.loader.loaded.connect(self._loaded)
+        self.loader.failed.connect(self._load_failed)
+        a.latency.connect(lambda total, _model: self.status.set_latency(total))
+        a.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.image_list.image_chosen.connect(self.go_to)
+        self.panel.label_chosen.connect(self.on_label)
+        self.panel.opacity_changed.connect(self._set_opacity)
+        self.panel.outline_toggled.connect(self._set_outline)
+        self.panel.brush_changed.connect(self.canvas.set_brush_radius)
+        self.canvas.window_dragged.connect(self._window_dragged)
+        self.model_menu.model_chosen.connect(lambda spec: self.load_model(spec, self.device))
+        self.model_menu.device_chosen.connect(lambda dev: self.load_model(self.model_spec, dev))
+        self.export_done.connect(self._export_finished)
+
+    # -- model -----------------------------------------------------------------------------
+    def load_model(self, spec: str | None, device: str = "auto") -> None:
+        """Load in the worker; on success the current image is re-embedded."""
+        from engine.registry import default_model_name
+
+        self.device = device
+        self.model_menu.device = device
+        if spec is None and default_model_name() is None:
+            self.status.set_model(None, None)
+            self.statusBar().showMessage(NO_MODEL)
+            self.status.model.setText(NO_MODEL)
+            return
+        self.model_spec = spec
+        self.model_loading = True
+        self.worker.load_model(spec, device)
+
+    def _model_ready(self, info: ModelInfo) -> None:
+        self.model_loading = False
+        self.model_info = info
+        self.annotator.model = (info.name, info.model_hash)
+        self.model_menu.current_source = info.source
+        self.status.set_model(info.name, info.device)
+        self.loader.set_model(info.model, info.device)
+        self.statusBar().showMessage(f"model {info.name} on {info.device}", 4000)
+        self.embedded_token = -1
+        if self.image is not None:
+            self.worker.post_embed(self.token, self.image.pixels)
+
+    def _model_failed(self, message: str) -> None:
+        self.model_loading = False
+        self.show_error(message)
+        if self.model_info is None:
+            self.status.model.setText(NO_MODEL)
+
+    def _embed_failed(self, token: int, message: str) -> None:
+        if token == self.token:
+            self.show_error(message)
+
+    def _worker_busy(self, what: str) -> None:
+        self.status.set_busy(what)
+
+    def _embedded(self, token: int, info) -> None:  # noqa: ANN001
+        if token == self.token:
+            self.embedded_token = token
+            self.status.set_embedding(info.seconds, info.from_cache)
+
+    # -- project and navigation ------------------------------------------------------------
+    def open_paths(self, paths: list[str | Path]) -> bool:
+        self.save_current(reason="open")
+        try:
+            project = Project.open(paths)
+        except LungSamError as exc:
+            self.show_error(str(exc))
+            return False
+        if self.project is not None:
+            self.project.close()
+        self.project = project
+        self.banner.setVisible(project.read_only)
+        if project.read_only:
+            self.banner.setText(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
+            self.show_error(f"Opened read-only. {project.read_only_reason}", modal_info=True)
+        self.setWindowTitle(f"LungSAM - {project.root}" + (" [read-only]" if project.read_only else ""))
+        self.image_list.set_records(project.records)
+        self._update_counts()
+        try:
+            self.model_menu.project_models = project.store.list_model_versions()
+            active = project.store.active_model()
+        except LungSamError:
+            active = None
+        if active and not self._explicit_model and Path(active["path"]).exists():
+            self.load_model(active["path"], self.device)
+        start = project.last_image()
+        if start is None:
+            start = next((i for i, r in enumerate(project.records) if r.status in ("new", "model")), 0)
+        self.index = -1
+        self.go_to(start)
+        return True
+
+    def go_to(self, index: int) -> None:
+        if self.project is None or not 0 <= index < len(self.project.records) or index == self.index:
+            return
+        self.save_current(reason="image change")
+        self.index = index
+        self.token += 1
+        self.image = None
+        self.annotator.start(None, self.token)
+        self.canvas.set_image(None)
+        self.image_list.set_current(index)
+        self.loader.request(self.token, self.project.path(index))
+        self.project.remember(index)
+
+    def _loaded(self, token: int, image: LoadedImage) -> None:
+        if token != self.token or self.project is None:
+            return
+        self.image = image
+        record = self.project.records[self.index]
+        session = ImageSession(record.rel_path, (image.height, image.width))
+        try:
+            annotation = self.project.latest(self.index)
+        except LungSamError as exc:
+            annotation = None
+            self.show_error(str(exc))
+        if annotation is not None and all(m.shape == session.shape for m in annotation.masks.values()):
+            session.restore(annotation.masks, annotation.prompts, annotation.kind == "corrected", annotation.version)
+            session.model_name, session.model_hash = annotation.model_name, annotation.model_hash
+        self.canvas.set_image(image.pixels)
+        self.windower = Windower(image) if image.raw is not None else None
+        self.window_level = image.window
+        self.annotator.start(session, token)
+        if self.model_info is not None:
+            self.worker.post_embed(token, image.pixels)
+        rows = [self.index + 1, self.index - 1]
+        self.loader.prefetch([self.project.path(r) for r in rows if 0 <= r < len(self.project.records)])
+        name = Path(record.rel_path).name
+        window = f", window {image.window.center:g}/{image.window.width:g}" if image.window else ""
+        self.statusBar().showMessage(f"{name}: {image.width} x {image.height} {image.format}{window}", 5000)
+        self.image_shown.emit(self.index)
+
+    def _load_failed(self, token: int, path: str, message: str) -> None:
+        if token == self.token:
+            self.show_error(message)
+
+    def _update_counts(self) -> None:
+        if self.project is not None:
+            self.image_list.set_counts(self.project.counts())
+
+    def _refresh_row(self) -> None:
+        if self.project is not None and self.index >= 0:
+            self.image_list.model.update_record(self.index, self.project.records[self.index])
+            self._update_counts()
+
+    # -- saving ----------------------------------------------------------------------------
+    def save_current(self, kind: str | None = None, reason: str = "autosave") -> int | None:
+        """Save the current masks as a new version; ``kind`` None = autosave when changed."""
+        session = self.annotator.session
+        if session is None or self.project is None or self.project.read_only:
+            return None
+        if kind is None:
+            if not session.dirty:
+                return None
+            kind = "corrected" if session.edited else "model"
+        elif not session.dirty and session.saved_kind == kind:
+            return session.saved_version  # accepting twice makes no new version
+        if not session.masks:
+            if reason == "accepted":
+                self.statusBar().showMessage("nothing to save: no mask yet", 4000)
+            session.dirty = False
+            return None
+        model = (session.model_name, session.model_hash)
+        prompts = {"labels": session.prompt_state(), "reason": reason}
+        try:
+            version = self.project.save(self.index, dict(session.masks), kind, model, prompts)
+        except LungSamError as exc:
+            if not self._save_failing:  # one message, not one every 5 s
+                self.show_error(f"could not save: {exc}")
+            self._save_failing = True
+            return None
+        self._save_failing = False
+        session.dirty = False
+        session.saved_version, session.saved_kind = version, kind
+        session.edited = session.edited or kind == "corrected"
+        self._refresh_row()
+        self.saved.emit(session.rel_path, version)
+        return version
+
+    # -- window/level ----------------------------------------------------------------------
+    def _window_dragged(self, dx: float, dy: float, final: bool) -> None:
+        if self.windower is None:
+            self.statusBar().showMessage("window/level needs a DICOM or 16-bit image", 3000)
+            return
+        if self._wl_start is None:
+            self._wl_start = self.window_level
+        self.window_level = self.windower.dragged(self._wl_start, dx, dy)
+        if final:
+            self._wl_start = None
+        if not self._wl_timer.isActive():
+            self._wl_timer.start()
+
+    def _apply_window(self) -> None:
+        if self.windower is not None and self.window_level is not None:
+            self.canvas.update_pixels(self.windower.apply(self.window_level))
+            w = self.window_level
+            self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
+
+    def set_window_preset(self, key: str) -> None:
+        if self.windower is not None:
+            self.window_level = self.windower.preset(key)
+            self._apply_window()
+
+    def _add_window_presets(self) -> None:
+        menu = self.menus["View"].addMenu("Window presets")
+        for preset in PRESETS:
+            menu.addAction(preset.name, lambda k=preset.key: self.set_window_preset(k))
+
+    # -- export ----------------------------------------------------------------------------
+    def export_to(self, out_dir: str | Path) -> None:
+        """Write PNG/COCO/DICOM-SEG in a background thread; ``export_done`` reports."""
+        if self.project is None:
+            return
+        self.save_current(reason="export")
+        project = self.project
+        self.status.set_busy("exporting")
+
+        def run() -> None:
+            try:
+                result = project.export(out_dir)
+            except Exception as exc:  # noqa: BLE001 - shown to the user
+                result = exc
+            self.export_done.emit(result)
+
+        threading.Thread(target=run, name="lungsam-export", daemon=True).start()
+
+    def _export_finished(self, result) -> None:  # noqa: ANN001
+        self.status.set_busy("")
+        if isinstance(result, Exception):
+            self.show_error(f"export failed: {result}")
+        else:
+            counts = ", ".join(f"{len(v)} {k}" for k, v in result.items())
+            self.statusBar().showMessage(f"exported {counts}", 8000)
+
+    # -- messages and close ----------------------------------------------------------------
+    def show_error(self, text: str, modal_info: bool = False) -> None:
+        """Status bar + a non-blocking message box (never blocks the event loop)."""
+        self.statusBar().showMessage(text, 10000)
+        box = QMessageBox(QMessageBox.Icon.Information if modal_info else QMessageBox.Icon.Warning, "LungSAM", text, parent=self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self._dialogs = [d for d in self._dialogs if d.isVisible()] + [box]
+
+    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+        self.save_current(reason="close")
+        self.autosave.stop()
+        for thread in (self.worker_thread, self.loader_thread):
+            thread.quit()
+            thread.wait(30000)
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+        for dialog in self._dialogs:
+            dialog.close()
+        super().closeEvent(event)

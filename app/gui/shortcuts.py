@@ -1,0 +1,89 @@
+"""One table of every action the user triggers often, with its keys and menu.
+
+The main window builds its menus and QActions from :data:`ACTIONS`, and Help > Shortcuts
+shows the same table plus :data:`MOUSE`, so what is documented is what is bound. Qt-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """``id`` names the MainWindow handler ``on_<id>``; ``keys`` are QKeySequence strings."""
+
+    id: str
+    text: str
+    keys: tuple[str, ...]
+    menu: str
+    tip: str = ""
+    checkable: bool = False
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_folder", "Open &folder...", ("Ctrl+O",), "File", "Open a folder of images (recursively)"),
+    ActionSpec("open_files", "Open f&iles...", ("Ctrl+Shift+O",), "File", "Open image or DICOM files"),
+    ActionSpec("save", "&Save (accept as corrected)", ("Ctrl+S",), "File", "Save the masks as the clinician's final version"),
+    ActionSpec("skip", "S&kip image", ("S",), "File", "Mark the image as skipped and go to the next one"),
+    ActionSpec("export", "&Export...", ("Ctrl+E",), "File", "PNG masks, COCO JSON and DICOM-SEG"),
+    ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
+    ActionSpec("next_image", "&Next image", ("N", "PgDown"), "Navigate"),
+    ActionSpec("previous_image", "&Previous image", ("P", "PgUp"), "Navigate"),
+    ActionSpec("next_unfinished", "Next &unfinished image", ("Shift+N",), "Navigate", "Next image that is new or has a model mask only"),
+    ActionSpec("undo", "&Undo", ("Ctrl+Z",), "Edit"),
+    ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
+    ActionSpec("fill_holes", "&Fill holes", ("F",), "Edit", "Fill enclosed holes of the current label"),
+    ActionSpec("remove_islands", "Remove small &islands", ("I",), "Edit", "Drop parts smaller than 5 % of the largest"),
+    ActionSpec("clear_label", "&Clear label", ("Delete",), "Edit", "Remove the current label's mask and prompts"),
+    ActionSpec("tool_box", "&Box", ("B",), "Tools", "Drag a box; the mask follows the mouse", True),
+    ActionSpec("tool_positive", "&Positive point", ("+", "="), "Tools", "Click inside the lung to add it", True),
+    ActionSpec("tool_negative", "&Negative point", ("-",), "Tools", "Click outside the lung to remove it", True),
+    ActionSpec("tool_brush", "B&rush", ("R",), "Tools", "Paint the current label", True),
+    ActionSpec("tool_eraser", "&Eraser", ("E",), "Tools", "Erase the current label", True),
+    ActionSpec("brush_smaller", "Brush s&maller", ("[",), "Tools"),
+    ActionSpec("brush_bigger", "Brush bi&gger", ("]",), "Tools"),
+    ActionSpec("label_1", "&1 Right lung (image left)", ("1",), "Labels", checkable=True),
+    ActionSpec("label_2", "&2 Left lung (image right)", ("2",), "Labels", checkable=True),
+    ActionSpec("label_3", "&3 Lungs (both)", ("3",), "Labels", checkable=True),
+    ActionSpec("fit", "&Fit to window", ("0",), "View"),
+    ActionSpec("zoom_in", "Zoom &in", ("Ctrl++", "Ctrl+="), "View"),
+    ActionSpec("zoom_out", "Zoom &out", ("Ctrl+-",), "View"),
+    ActionSpec("toggle_outline", "&Outline mode", ("O",), "View", checkable=True),
+    ActionSpec("toggle_masks", "&Hide masks", ("H",), "View", checkable=True),
+    ActionSpec("opacity_up", "More opaque", (".",), "View"),
+    ActionSpec("opacity_down", "More transparent", (",",), "View"),
+    ActionSpec("window_preset", "Next &window preset", ("W",), "View", "Cycle DICOM/16-bit window presets"),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
+    ActionSpec("about", "&About LungSAM", (), "Help"),
+)
+
+MOUSE: tuple[tuple[str, str], ...] = (
+    ("Left drag (Box tool)", "Draw the current label's box; the mask follows"),
+    ("Shift + click", "Positive point (add to the current label)"),
+    ("Alt + click", "Negative point (remove from the current label)"),
+    ("Left drag (Brush / Eraser)", "Paint or erase the current label"),
+    ("Ctrl + left drag", "Window / level: right = wider, down = brighter level"),
+    ("Middle drag, or Space + left drag", "Pan"),
+    ("Wheel", "Zoom around the cursor"),
+)
+
+MENUS: tuple[str, ...] = ("File", "Edit", "Navigate", "Tools", "Labels", "View", "Model", "Help")
+
+
+def action(action_id: str) -> ActionSpec:
+    for spec in ACTIONS:
+        if spec.id == action_id:
+            return spec
+    raise KeyError(action_id)
+
+
+def rows() -> list[tuple[str, str, str]]:
+    """(menu, action, keys) rows for the shortcuts dialog, keyboard first, then mouse."""
+    table = [
+        (spec.menu, spec.text.replace("&", ""), ", ".join(spec.keys))
+        for spec in ACTIONS
+        if spec.keys
+    ]
+    table += [("Mouse", what, gesture) for gesture, what in MOUSE]
+    return table

@@ -1,0 +1,114 @@
+"""GUI fixtures: a tiny random SAM installed as the default model, a folder of real CXRs,
+and a factory for real MainWindows (offscreen) that are closed, threads stopped, afterwards."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture
+def gui_model(tiny_sam, tmp_path, monkeypatch) -> Path:
+    """The tiny SAM saved as the shipped default (LUNGSAM_RESOURCES/models/DEFAULT)."""
+    from engine.model_folder import save_sam_folder
+
+    sam, config = tiny_sam
+    resources = tmp_path / "resources"
+    folder = save_sam_folder(resources / "models" / "tiny-default", sam, config, extra_meta={"name": "tiny-default"})
+    (resources / "models" / "DEFAULT").write_text("tiny-default\n")
+    monkeypatch.setenv("LUNGSAM_RESOURCES", str(resources))
+    monkeypatch.setenv("LUNGSAM_MODELS", str(tmp_path / "user-models"))
+    return folder
+
+
+@pytest.fixture
+def image_folder(cxr_dir, tmp_path) -> Path:
+    """Five real chest X-rays, two of them in a sub-folder (recursive listing)."""
+    folder = tmp_path / "cases"
+    (folder / "sub").mkdir(parents=True)
+    sources = sorted((cxr_dir / "images").glob("*.png"))[:5]
+    for i, source in enumerate(sources):
+        shutil.copy(source, (folder / "sub" if i >= 3 else folder) / source.name)
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """``make_window(paths=None, **kwargs)`` -> a shown MainWindow, ready when paths are given."""
+    from app.gui.main_window import MainWindow
+
+    windows = []
+
+    def factory(paths=None, wait=True, **kwargs):
+        kwargs.setdefault("device", "cpu")
+        window = MainWindow(**kwargs)
+        windows.append(window)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        if paths is not None:
+            assert window.open_paths([Path(p) for p in paths])
+            if wait:
+                wait_ready(qtbot, window)
+        return window
+
+    yield factory
+    for window in windows:
+        window.close()
+
+
+def wait_ready(qtbot, window, timeout: int = 20000) -> None:
+    """Until the current image is shown and (with a model) embedded."""
+    qtbot.waitUntil(
+        lambda: window.image is not None
+        and not window.model_loading
+        and (window.model_info is None or window.embedded_token == window.token),
+        timeout=timeout,
+    )
+
+
+def drag_box(qtbot, window, box, steps: int = 8, modifier=None) -> None:
+    """Press at one corner of ``box`` (image pixels), move in ``steps``, release at the other."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    mods = modifier or Qt.KeyboardModifier.NoModifier
+    viewport = window.canvas.viewport()
+    p0 = window.canvas.image_to_viewport(box[0], box[1])
+    p1 = window.canvas.image_to_viewport(box[2], box[3])
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, mods, p0)
+    for k in range(1, steps + 1):
+        QTest.mouseMove(viewport, QPoint(p0.x() + (p1.x() - p0.x()) * k // steps, p0.y() + (p1.y() - p0.y()) * k // steps))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, mods, p1)
+
+
+def click(window, x: float, y: float, modifier=None, button=None) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    QTest.mouseClick(
+        window.canvas.viewport(),
+        button or Qt.MouseButton.LeftButton,
+        modifier or Qt.KeyboardModifier.NoModifier,
+        window.canvas.image_to_viewport(x, y),
+    )
+
+
+def wait_settled(qtbot, window, timeout: int = 20000) -> None:
+    """Until no box/click is waiting for its final mask."""
+    qtbot.waitUntil(lambda: window.annotator.idle, timeout=timeout)
+
+
+def engine_mask(model_dir: Path, pixels: np.ndarray, **prompts) -> np.ndarray:
+    from engine.predictor import Predictor
+    from engine.registry import load_model
+
+    predictor = Predictor(load_model(model_dir), device="cpu")
+    predictor.set_image(pixels)
+    return predictor.predict(**prompts).masks[0, 0]
