@@ -83,12 +83,30 @@ def dist_world() -> int:
     return DistInfo.current().world_size
 
 
+# covid_chestxray_gb/overlap_with_covidqu_ex.csv scores every image against COVID-QU-Ex;
+# rows at or above this thumbnail correlation are the near-duplicates (54 of 98).
+OVERLAP_MIN_CORR = 0.95
+
+
 def read_exclude(path: Path | None) -> list[str]:
-    """First column of a CSV (header skipped if it is not a file name) or one name per line."""
+    """Image names to leave out: a text file (one per line) or a CSV (first column).
+
+    A CSV with a ``thumb_corr`` column (the overlap list of covid_chestxray_gb) only
+    excludes rows with ``thumb_corr >= 0.95``, the near-duplicates.
+    """
     if path is None:
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.reader(handle) if r]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.reader(handle) if r]
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot read the exclude list ({exc})") from exc
+    if not rows:
+        return []
+    header = [h.strip() for h in rows[0]]
+    if "thumb_corr" in header:
+        col = header.index("thumb_corr")
+        return [r[0].strip() for r in rows[1:] if len(r) > col and float(r[col]) >= OVERLAP_MIN_CORR]
     names = [r[0].strip() for r in rows]
     if names and "." not in names[0]:
         names = names[1:]
