@@ -11,6 +11,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.cli_eval import add_eval_parsers
     from app.cli_gui import add_gui_parser
     from app.cli_segment import add_segment_parsers
     from app.cli_train import add_train_parser
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_parsers(sub)
     add_train_parser(sub)
     add_gui_parser(sub)
+    add_eval_parsers(sub)
     return parser
 
 

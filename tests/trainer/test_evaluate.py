@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -168,6 +169,36 @@ def test_oracle_predictor_scores_perfectly_at_original_resolution(
         assert row["dice"] == 1.0 and row["iou"] == 1.0 and row["hd95"] == 0.0
         if prompt == "per-lung":
             assert row["dice_image_left"] == row["dice_image_right"] == 1.0
+
+
+def test_hd95_is_in_mm_when_the_image_has_a_pixel_spacing(model_dir, tmp_path, monkeypatch):
+    root = tmp_path / "wide"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    _add_non_square_pair(root)
+    mask = np.array(Image.open(root / "masks" / "wide (1).png")) > 127
+
+    class ShiftedPredictor(OraclePredictor):
+        def set_image(self, pixels):
+            pass
+
+        def predict(self, boxes):
+            return SimpleNamespace(masks=np.roll(mask, 4, axis=1)[None, None])
+
+    real_load = evaluate_mod.load_image
+
+    def load_with_spacing(path):
+        image = real_load(path)
+        if Path(path).parent.name == "images":  # like a DICOM with PixelSpacing 0.5\0.25
+            image = dataclasses.replace(image, pixel_spacing=(0.5, 0.25))
+        return image
+
+    monkeypatch.setattr(evaluate_mod, "load_image", load_with_spacing)
+    monkeypatch.setattr(evaluate_mod, "Predictor", ShiftedPredictor)
+    result = evaluate_model(str(model_dir), root, device="cpu")
+    row = result.rows[0]
+    assert row["hd95_unit"] == "mm" and result.summary["hd95_unit"] == "mm"
+    assert row["hd95"] == pytest.approx(4 * 0.25)
 
 
 def test_exclude_and_limit_choose_the_pairs(val4, model_dir):
