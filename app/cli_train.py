@@ -36,9 +36,21 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
+def _cancel_on_sigterm() -> None:
+    """The GUI cancels a run with SIGTERM: turn it into KeyboardInterrupt so the trainer
+    reports ``failed: cancelled`` and exits (files are only ever replaced atomically)."""
+    import signal
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from trainer.run import TrainRequest, run_stage
 
+    _cancel_on_sigterm()
     request = TrainRequest(
         stage=args.stage,
         data=Path(args.data),

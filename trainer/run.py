@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -133,10 +134,34 @@ def run_stage(req: TrainRequest) -> Path:
         events.emit("failed", reason="cancelled")
         raise
     except Exception as exc:
+        if is_disk_full(exc):
+            message = (f"the disk is full (writing to {req.out}); earlier results are kept: "
+                       "the last complete checkpoint and best model")
+            events.emit("failed", reason=message)
+            raise TrainingError(message) from exc
         events.emit("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         events.close()
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DISK_FULL_TEXT = ("no space left", "file too large", "disk quota", "failed writing file")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when an exception (or its cause) is the disk or file-size limit running out.
+
+    torch.save and safetensors report a full disk as RuntimeError text, not OSError.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            return True
+        if any(t in str(seen).lower() for t in _DISK_FULL_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default model from ../shared/data, exactly as it was made.
+# Stage 0 (base, from scratch) -> Stage 1 (AdaLoRA) -> Stage 2 (QAT + INT8 export) -> ship.
+# Every step resumes after a kill (--resume); re-running the script continues where it stopped.
+# Takes several hours on a 2-core CPU; see resources/models/lungsam-compact-int8/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}
+RUNS=${RUNS:-$HOME/lungsam-runs}
+THREADS=${THREADS:-1}
+TRAIN=$DATA/covidqu_ex/train
+VAL=$DATA/covidqu_ex/val
+common=(--data "$TRAIN" --val "$VAL" --val-limit 400 --threads "$THREADS" --seed 0
+        --cache-dir "$RUNS/.data-cache")
+resume() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }
+
+# Stage 0. The shipped run was started with --epochs 24 and, after epoch 4, resumed with
+# --epochs 16 (the cosine schedule then follows the 16-epoch plan from that step on).
+[ -f "$RUNS/compact-base/summary.json" ] || lungsam train base --arch compact "${common[@]}" \
+  --out "$RUNS/compact-base" --epochs 16 --batch-size 16 --lr 4e-4 \
+  --events "$RUNS/compact-base.events.jsonl" $(resume "$RUNS/compact-base")
+
+[ -f "$RUNS/compact-stage1/summary.json" ] || lungsam train stage1 "${common[@]}" \
+  --model "$RUNS/compact-base/best" --out "$RUNS/compact-stage1" --epochs 3 --batch-size 16 \
+  $(resume "$RUNS/compact-stage1")
+
+[ -f "$RUNS/compact-stage2/summary.json" ] || lungsam train stage2 "${common[@]}" \
+  --model "$RUNS/compact-stage1/best" --out "$RUNS/compact-stage2" --epochs 1 --batch-size 16 \
+  $(resume "$RUNS/compact-stage2")
+
+python tools/ship_default_model.py --base "$RUNS/compact-base/best" \
+  --int8 "$RUNS/compact-stage2/int8" --data "$DATA"
