@@ -24,6 +24,7 @@ from engine.adalora import (
 )
 from engine.errors import TrainingError
 from engine.model_folder import LoadedModel, save_sam_folder
+from engine.model_structure import remember_adalora_config
 from engine.rank_allocator import EventSchedule, RankAllocator
 from engine.sam_builder import build_sam, count_parameters
 from engine.sam_config import SamConfig
@@ -119,6 +120,7 @@ def stage1(model, config: SamConfig, cfg: Stage1Config, epochs: int, steps_per_e
     ada = AdaLoraConfig(r_max=cfg.r_max, target_rank=cfg.target_rank, ortho_weight=cfg.ortho_weight,
                         include_proj_mlp=cfg.include_proj_mlp)
     wrapped = wrap_adalora(model, ada)  # the default pattern only matches encoder blocks
+    remember_adalora_config(model, ada)  # target rank and ortho weight go into model.json
     for p in model.mask_decoder.parameters():
         p.requires_grad_(True)
     prune = tuple(e for e in cfg.prune_epochs if e <= epochs) or (epochs,)
@@ -155,7 +157,6 @@ def stage2(model, config: SamConfig, cfg: Stage2Config, provenance: dict[str, An
     """Fake-quant inserted per the INT8 selection, rank masks frozen, Lambda (and optionally
     the decoder) trained; the best epoch is exported as an INT8 model folder at the end."""
     from engine.int8_export import export_int8
-
     from engine.quant import QuantSelection, insert_fake_quant, remove_fake_quant
 
     if not adapter_modules(model):

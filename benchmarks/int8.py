@@ -1,0 +1,189 @@
+"""FP32 vs INT8 side by side: weight-file size, image-encoder latency, box-to-mask latency.
+
+Builds (random, seed 0) or loads a model, writes its FP32 folder and its INT8 export to a
+temporary directory, loads both back as the app does and times them interleaved (A, B, A, B,
+...) in this one process, so a busy machine slows both alike. Prints only what it measured.
+
+    python benchmarks/int8.py --arch compact --repeats 20
+    python benchmarks/int8.py --arch vit_b --repeats 1 --warmup 0
+    python benchmarks/int8.py --model /root/lungsam-runs/compact-base/best --image cxr.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.adalora import merge_adalora
+from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
+from engine.int8_export import export_int8
+from engine.int8_runtime import Int8Linear
+from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
+from engine.predictor import Predictor
+from engine.preprocess import prepare_image
+from engine.quant import insert_fake_quant
+from engine.sam_builder import build_sam
+from engine.sam_config import SamConfig, preset, tiny_config
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", choices=("compact", "vit_b", "tiny"), default="compact")
+    parser.add_argument("--model", type=Path, help="FP32 model folder to use instead of random weights")
+    parser.add_argument("--image", type=Path, help="image file (default: a synthetic 1024 px chest-like image)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed encoder runs per model")
+    parser.add_argument("--box-repeats", type=int, default=50, help="timed box-to-mask calls per model")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed encoder runs per model first")
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def source_model(args: argparse.Namespace) -> tuple[torch.nn.Module, SamConfig, str]:
+    """The FP32 model to compare, adapters merged (that is what FP32 would deploy)."""
+    if args.model is not None:
+        loaded = load_model_folder(args.model)
+        if loaded.is_int8:
+            raise SystemExit(f"{args.model} is already INT8; give an FP32 model folder")
+        sam = copy.deepcopy(loaded.sam)
+        merge_adalora(sam)
+        return sam, loaded.config, f"weights from {args.model}"
+    config = tiny_config() if args.arch == "tiny" else preset(args.arch)
+    torch.manual_seed(0)
+    return build_sam(config), config, "random weights (seed 0)"
+
+
+def synthetic_cxr(size: int = 1024) -> np.ndarray:
+    """Grey image with two dark lung-like ellipses in a bright body; deterministic."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    body = 170 + 40 * np.cos(3 * (x - 0.5)) - 30 * y
+    lungs = np.zeros_like(body)
+    for cx in (0.32, 0.68):
+        lungs += (((x - cx) / 0.15) ** 2 + ((y - 0.5) / 0.3) ** 2) < 1
+    noise = np.random.default_rng(0).normal(0, 6, body.shape)
+    return np.clip(body - 110 * lungs + noise, 0, 255).astype(np.uint8)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call for each function, run in turn (A, B, A, B, ...)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    base, config, origin = source_model(args)
+    base.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {
+            "fp32": save_sam_folder(Path(tmp) / "fp32", base, config),
+            "int8": export_int8(base, config, Path(tmp) / "int8"),
+            "int8_fp16": export_int8(base, config, Path(tmp) / "int8_fp16", storage_dtype="float16"),
+        }
+        size = {k: (p / "weights.safetensors").stat().st_size for k, p in folders.items()}
+        models = {k: load_model_folder(folders[k]) for k in ("fp32", "int8")}
+
+    image = synthetic_cxr() if args.image is None else _load(args.image)
+    box = np.array([0.1 * image.shape[1], 0.15 * image.shape[0], 0.9 * image.shape[1], 0.88 * image.shape[0]])
+    prepared = prepare_image(image, config)
+    n_int = sum(isinstance(m, Int8Linear) for m in models["int8"].sam.modules())
+    n_layers = len(models["int8"].meta["int8"]["layers"])
+    print(
+        f"arch {config.name} ({origin}), {config.img_size} px input, image {image.shape[1]}x{image.shape[0]}, "
+        f"torch {torch.__version__}, threads {args.threads}"
+    )
+    print(f"INT8 layers: {n_layers} ({n_int} Linear with integer matmul, {n_layers - n_int} conv dequantised at load)")
+    print(
+        f"file size      FP32 {mb(size['fp32']):>10}   INT8 {mb(size['int8']):>10}   "
+        f"ratio {size['fp32'] / size['int8']:.2f}x   (INT8 + FP16 rest: {mb(size['int8_fp16'])}, "
+        f"{size['fp32'] / size['int8_fp16']:.2f}x)"
+    )
+
+    features: dict[str, torch.Tensor] = {}
+
+    def encoder(key: str) -> Callable[[], None]:
+        def run() -> None:
+            with torch.inference_mode():
+                features[key] = models[key].sam.image_encoder(prepared.tensor)
+        return run
+
+    enc = interleaved({k: encoder(k) for k in models}, args.repeats, args.warmup)
+    report("image encoder", enc)
+
+    predictors = {}
+    for key, model in models.items():
+        predictor = Predictor(model, device="cpu")
+        item = CachedEmbedding(features[key].float(), prepared.input_size, prepared.original_size)
+        predictor.cache.put(EmbeddingCache.key(image_hash(image), model.model_hash), item)
+        predictor.set_image(image)  # from the cache: no encoder run
+        predictors[key] = predictor
+    results = {}
+
+    def box_to_mask(key: str) -> Callable[[], None]:
+        def run() -> None:
+            results[key] = predictors[key].predict(boxes=box)
+        return run
+
+    dec = interleaved({k: box_to_mask(k) for k in models}, args.box_repeats, 2)
+    report("box-to-mask", dec)
+
+    fake = copy.deepcopy(base)
+    insert_fake_quant(fake)
+    fq_model = LoadedModel(sam=fake, config=config, model_hash="fake-quant", source="memory")
+    fq_predictor = Predictor(fq_model, device="cpu")
+    fq_predictor.set_image(image)
+    fq_result = fq_predictor.predict(boxes=box)
+    int8_mask = results["int8"].masks[0, 0]
+    print(
+        f"agreement      mask Dice INT8 vs fake-quant {dice(int8_mask, fq_result.masks[0, 0]):.4f}, "
+        f"INT8 vs FP32 {dice(int8_mask, results['fp32'].masks[0, 0]):.4f}; "
+        f"max |low-res logit| diff INT8 vs fake-quant "
+        f"{np.abs(results['int8'].low_res_logits - fq_result.low_res_logits).max():.2e}"
+    )
+
+
+def report(label: str, times: dict[str, list[float]]) -> None:
+    fp32, int8 = statistics.median(times["fp32"]), statistics.median(times["int8"])
+    print(
+        f"{label:<14} FP32 {ms(fp32):>10}   INT8 {ms(int8):>10}   speed-up {fp32 / int8:.2f}x   "
+        f"(median of {len(times['fp32'])}, interleaved; min {ms(min(times['fp32']))} / {ms(min(times['int8']))})"
+    )
+
+
+def _load(path: Path) -> np.ndarray:
+    from engine.io import load_image
+
+    return load_image(path).pixels
+
+
+if __name__ == "__main__":
+    main()
