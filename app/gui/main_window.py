@@ -35,6 +35,7 @@ from app.gui.model_menu import ModelMenu
 from app.gui.project import Project
 from app.gui.session import ImageSession
 from app.gui.status import StatusFields
+from app.gui.trainer_pane import install_trainer_dock
 from app.gui.windowing import PRESETS, Windower
 from app.gui.worker import ModelInfo, ModelWorker
 from engine.embedding_cache import EmbeddingCache
@@ -106,6 +107,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self._save_failing = False
 
         self._connect()
+        self.trainer_pane, self.trainer_dock = install_trainer_dock(self)
         self.autosave = QTimer(self)
         self.autosave.setInterval(autosave_ms or self.AUTOSAVE_MS)
         self.autosave.timeout.connect(lambda: self.save_current(reason="autosave"))
@@ -204,6 +206,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.setWindowTitle(f"LungSAM - {project.root}" + (" [read-only]" if project.read_only else ""))
         self.image_list.set_records(project.records)
         self._update_counts()
+        self.trainer_pane.set_project(project)
         try:
             self.model_menu.project_models = project.store.list_model_versions()
             active = project.store.active_model()
@@ -369,9 +372,13 @@ class MainWindow(WindowCommands, QMainWindow):
         box.show()
         self._dialogs = [d for d in self._dialogs if d.isVisible()] + [box]
 
+    def on_toggle_trainer(self, checked: bool) -> None:
+        self.trainer_dock.setVisible(checked)
+
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802
         self.save_current(reason="close")
         self.autosave.stop()
+        self.trainer_pane.shutdown()
         for thread in (self.worker_thread, self.loader_thread):
             thread.quit()
             thread.wait(30000)

@@ -25,6 +25,7 @@ def cuda_available() -> bool:
 class ModelMenu(QObject):
     model_chosen = Signal(str)  # a model folder, name or .pth path
     device_chosen = Signal(str)
+    history_requested = Signal()  # "Fine-tune / model history...": show the trainer pane
 
     def __init__(self, menu: QMenu, parent: QWidget) -> None:
         super().__init__(parent)
@@ -65,6 +66,7 @@ class ModelMenu(QObject):
         self.menu.addSeparator()
         self.menu.addAction("Open model folder...", self._open_folder)
         self.menu.addAction("Import SAM / MedSAM checkpoint (.pth)...", self._open_checkpoint)
+        self.menu.addAction("Fine-tune / model history...", self.history_requested.emit)
         self.menu.addSeparator()
         device_menu = self.menu.addMenu("Device")
         devices = QActionGroup(device_menu)

@@ -1,0 +1,176 @@
+"""End of a fine-tuning run: the current model and the new INT8 model on the held-back images.
+
+Both models are scored with the evaluation code of :mod:`trainer.evaluate` (one tight box
+around both lungs from the clinician's corrected mask, Dice at the image's original size) on
+exactly the images the run held back (``summary.json`` ``val_names``), and compared with the
+paired Wilcoxon signed-rank test of :mod:`trainer.stats`. This runs in a QThread
+(:class:`ComparisonWorker`): the GUI thread never runs a model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine.errors import LungSamError
+
+PROMPT = "union"
+
+
+def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[trainer.data.Pair]
+    """The project's corrected pairs whose names the run held back (latest corrections)."""
+    from trainer.data import project_pairs
+
+    wanted = set(names)
+    pairs = [p for p in project_pairs(Path(project)) if p.name in wanted]
+    if not pairs:
+        raise LungSamError("none of the held-back images is still corrected in the project")
+    return pairs
+
+
+def ground_truth(pair):  # noqa: ANN001, ANN201 - Pair -> GroundTruth
+    """:func:`trainer.evaluate.load_ground_truth`, also for images drawn per lung only (the
+    union is then the two lungs together)."""
+    from engine.io import load_image
+    from trainer.evaluate import GroundTruth, load_ground_truth
+
+    if pair.mask is not None:
+        return load_ground_truth(pair)
+    image = load_image(pair.image)
+    shape = image.pixels.shape[:2]
+    lungs = []
+    for path in (pair.mask_left, pair.mask_right):
+        if path is not None:
+            mask = load_image(path).pixels
+            mask = mask.max(axis=2) if mask.ndim == 3 else mask
+            if mask.shape != shape:
+                raise LungSamError(f"{pair.name}: mask size differs from the image")
+            lungs.append(mask > 127)
+    if not lungs or not np.any(lungs):
+        raise LungSamError(f"{pair.name}: no lung in the corrected mask")
+    union = np.logical_or.reduce(lungs)
+    both = len(lungs) == 2
+    return GroundTruth(image, union, lungs[0] if both else None, lungs[1] if both else None)
+
+
+def evaluate_on(spec: str, pairs: list, device: str = "cpu",
+                progress: Callable[[int], None] | None = None):  # noqa: ANN201 - EvalResult
+    """Per-image rows (name, dice, ...) of model ``spec`` on ``pairs``."""
+    from engine.embedding_cache import EmbeddingCache
+    from engine.predictor import Predictor
+    from engine.registry import load_model
+    from trainer.evaluate import PHASES, EvalResult, evaluate_image, summarize
+
+    model = load_model(spec)
+    predictor = Predictor(model, device=device, cache=EmbeddingCache(max_bytes=0))
+    timing = dict.fromkeys(PHASES, 0.0)
+    rows = []
+    for pair in pairs:
+        start = time.perf_counter()
+        try:
+            gt = ground_truth(pair)
+        except LungSamError:
+            continue  # the same pair is skipped for both models: pairing is by name
+        rows.append({"name": pair.name, **evaluate_image(predictor, gt, PROMPT, timing),
+                     "seconds": time.perf_counter() - start})
+        if progress:
+            progress(1)
+    if not rows:
+        raise LungSamError("no held-back image could be evaluated")
+    result = EvalResult(rows)
+    result.summary = {
+        "n": len(rows), "prompt": PROMPT, "metrics": summarize(rows, result.metric_names()),
+        "model": {"name": model.name, "hash": model.model_hash, "source": model.source, "int8": model.is_int8},
+    }
+    return result
+
+
+def model_facts(spec: str) -> dict[str, Any]:
+    """Name, weight-file bytes and INT8 flag of a model, read from its folder (no loading)."""
+    from engine.model_folder import read_model_json
+    from engine.registry import resolve_model
+
+    path = resolve_model(spec)
+    if path.is_dir():
+        meta = read_model_json(path)
+        weights = path / meta.get("weights", {}).get("file", "weights.safetensors")
+        return {"name": meta.get("name") or path.name, "bytes": weights.stat().st_size if weights.is_file() else None,
+                "int8": bool(meta.get("int8")), "path": str(path)}
+    return {"name": path.stem, "bytes": path.stat().st_size, "int8": False, "path": str(path)}
+
+
+def compare_models(project: Path, run_dir: Path, current: str, new: str, device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None, new_name: str | None = None) -> dict[str, Any]:
+    """The end-of-run summary (also written to ``run_dir/comparison.json``)."""
+    from trainer.stats import compare_results
+
+    stage2 = json.loads((run_dir / "stage2" / "summary.json").read_text())
+    stage1_file = run_dir / "stage1" / "summary.json"
+    stage1 = json.loads(stage1_file.read_text()) if stage1_file.is_file() else {}
+    pairs = held_back_pairs(project, stage2.get("val_names", []))
+    done = [0]
+    total = 2 * len(pairs)
+
+    def tick(k: int) -> None:
+        done[0] += k
+        if progress:
+            progress(done[0], total)
+
+    before = evaluate_on(current, pairs, device, tick)
+    after = evaluate_on(new, pairs, device, tick)
+    cmp = compare_results(before, after)
+    dice = cmp["metrics"].get("dice", {})
+    summary = {
+        "held_back": len(pairs),
+        "prompt": PROMPT,
+        "dice_before": dice.get("mean_a"),
+        "dice_after": dice.get("mean_b"),
+        "dice_diff": dice.get("mean_diff"),
+        "ci95": dice.get("ci95"),
+        "p_wilcoxon": dice.get("p_wilcoxon"),
+        "p_note": dice.get("note", ""),
+        "n_pairs": dice.get("n", 0),
+        "current": {**model_facts(current), "hash": before.summary["model"]["hash"]},
+        "new": {**model_facts(new), "hash": after.summary["model"]["hash"], **({"name": new_name} if new_name else {})},
+        "trainable_params": stage1.get("trainable_params"),
+        "total_params": stage1.get("total_params") or stage2.get("total_params"),
+        "train_images": len(stage2.get("train_names", [])),
+        "val_names": stage2.get("val_names", []),
+        "rows": {"before": before.rows, "after": after.rows},
+    }
+    from engine.atomic import atomic_write_bytes
+    from trainer.evaluate import json_safe
+
+    atomic_write_bytes(run_dir / "comparison.json", json.dumps(json_safe(summary), indent=2).encode())
+    return summary
+
+
+class ComparisonWorker(QObject):
+    """Lives in a QThread; ``run`` evaluates both models and emits ``done`` or ``failed``."""
+
+    progress = Signal(int, int)
+    done = Signal(object)  # summary dict
+    failed = Signal(str)
+
+    @Slot(object)
+    def run(self, request: dict[str, Any]) -> None:
+        try:
+            summary = compare_models(
+                Path(request["project"]), Path(request["run_dir"]), request["current"], request["new"],
+                request.get("device", "cpu"), lambda d, t: self.progress.emit(d, t), request.get("new_name"),
+            )
+        except LungSamError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the pane, never kills the GUI
+            traceback.print_exc()
+            self.failed.emit(f"the comparison failed: {type(exc).__name__}: {exc}")
+            return
+        self.done.emit(summary)

@@ -1,0 +1,165 @@
+"""Install a trained compact model as the shipped default and measure it for the model card.
+
+    python tools/ship_default_model.py --base RUNS/compact-base/best \
+        --stage2 RUNS/compact-stage2/best --data ../shared/data
+
+Writes resources/models/lungsam-compact-base (FP32 base stored as FP16: what users fine-tune
+from), resources/models/lungsam-compact-int8 (Stage 2 result, INT8 export with FP16 for the
+non-quantized tensors) and resources/models/DEFAULT, then evaluates and benchmarks the INT8
+model and writes evaluation.json + README.md (the model card) from the measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.embedding_cache import EmbeddingCache  # noqa: E402
+from engine.int8_export import export_int8  # noqa: E402
+from engine.io import load_image  # noqa: E402
+from engine.model_folder import load_model_folder, save_sam_folder  # noqa: E402
+from engine.predictor import Predictor  # noqa: E402
+from engine.quant import remove_fake_quant  # noqa: E402
+from trainer.evaluate import evaluate_model  # noqa: E402
+from trainer.run import read_exclude  # noqa: E402
+from trainer.stats import compare_results  # noqa: E402
+
+MODELS = ROOT / "resources" / "models"
+BASE_NAME, INT8_NAME = "lungsam-compact-base", "lungsam-compact-int8"
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir() if p.name.endswith(".safetensors"))
+
+
+def install(base_dir: Path, stage2_dir: Path) -> tuple[Path, Path, Path]:
+    base = load_model_folder(base_dir)
+    base_out = save_sam_folder(MODELS / BASE_NAME, base.sam, base.config, storage_dtype="float16",
+                               extra_meta={"name": BASE_NAME, "provenance": base.meta.get("provenance"),
+                                           "metrics": base.meta.get("metrics")})
+    stage2 = load_model_folder(stage2_dir)
+    remove_fake_quant(stage2.sam)
+    meta = {"name": INT8_NAME, "provenance": stage2.meta.get("provenance"),
+            "metrics": stage2.meta.get("metrics")}
+    int8_out = export_int8(stage2.sam, stage2.config, MODELS / INT8_NAME, meta, storage_dtype="float16")
+    (MODELS / "DEFAULT").write_text(INT8_NAME + "\n")
+    return base_out, int8_out, stage2_dir
+
+
+def latency(model_dir: Path, image: np.ndarray, repeats: int) -> dict[str, float]:
+    pred = Predictor(load_model_folder(model_dir), device="cpu", cache=EmbeddingCache(max_bytes=0))
+    embed, box = [], []
+    pred.set_image(image)
+    for _ in range(repeats):
+        pred.cache.clear()
+        t = time.perf_counter()
+        pred.set_image(image)
+        embed.append(time.perf_counter() - t)
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    for _ in range(repeats):
+        x0, y0 = rng.uniform(0, 0.3 * w), rng.uniform(0, 0.3 * h)
+        t = time.perf_counter()
+        pred.predict(boxes=[x0, y0, x0 + 0.6 * w, y0 + 0.6 * h])
+        box.append(time.perf_counter() - t)
+    return {"embed_ms": 1e3 * statistics.median(embed), "box_to_mask_ms": 1e3 * statistics.median(box)}
+
+
+def dicom_2048(path: Path, source: np.ndarray) -> Path:
+    """A 2048x2048 16-bit MONOCHROME2 DICOM made from a real radiograph (for the I/O figure)."""
+    import cv2
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    pixels = (cv2.resize(source, (2048, 2048), interpolation=cv2.INTER_CUBIC).astype(np.uint16) * 16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID = "DX", "LATENCY"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    ds.PixelSpacing = [0.15, 0.15]
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, type=Path)
+    parser.add_argument("--stage2", required=True, type=Path)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    base_out, int8_out, stage2_dir = install(args.base, args.stage2)
+    val = args.data / "covidqu_ex" / "val"
+    gb = args.data / "covid_chestxray_gb"
+    overlaps = read_exclude(gb / "overlap_with_covidqu_ex.csv")
+    results: dict = {"threads": args.threads}
+    t = time.perf_counter()
+    union = evaluate_model(int8_out, val, "union", device="cpu")
+    per_lung = evaluate_model(int8_out, val, "per-lung", device="cpu")
+    unseen = evaluate_model(int8_out, gb, "union", exclude=overlaps, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_dir = Path(tmp) / "fp32"
+        fp32 = load_model_folder(stage2_dir)
+        remove_fake_quant(fp32.sam)
+        from engine.adalora import merge_adalora
+
+        merge_adalora(fp32.sam)
+        save_sam_folder(fp32_dir, fp32.sam, fp32.config)
+        fp32_union = evaluate_model(fp32_dir, val, "union", device="cpu")
+        results["size_bytes"] = {"fp32_same_model": folder_bytes(fp32_dir), "int8": folder_bytes(int8_out),
+                                 "base_fp16": folder_bytes(base_out)}
+        cxr = load_image(sorted((val / "images").iterdir())[0]).pixels
+        results["latency_int8_256"] = latency(int8_out, cxr, args.repeats)
+        results["latency_fp32_256"] = latency(fp32_dir, cxr, args.repeats)
+        dcm = dicom_2048(Path(tmp) / "big.dcm", cxr)
+        load_times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            big = load_image(dcm).pixels
+            load_times.append(time.perf_counter() - t0)
+        results["latency_int8_2048_dicom"] = {"load_ms": 1e3 * statistics.median(load_times),
+                                              **latency(int8_out, big, 10)}
+    comparison = compare_results(fp32_union, union)
+    results["eval_seconds"] = time.perf_counter() - t
+    for key, res in (("covidqu_val_union", union), ("covidqu_val_per_lung", per_lung),
+                     ("gb_unseen_union", unseen), ("covidqu_val_union_fp32", fp32_union)):
+        results[key] = res.summary
+    results["int8_vs_fp32"] = comparison
+    (int8_out / "evaluation.json").write_text(json.dumps(results, indent=2, default=str))
+    shutil.copy(int8_out / "evaluation.json", Path(tempfile.gettempdir()) / "lungsam-evaluation.json")
+    d = lambda r: r.summary["metrics"]["dice"]  # noqa: E731
+    print(json.dumps({
+        "covidqu_val_union_dice": d(union)["mean"], "covidqu_val_per_lung_dice": d(per_lung)["mean"],
+        "per_lung_mean_of_lungs": per_lung.summary["metrics"].get("dice_lung_mean", {}).get("mean"),
+        "gb_unseen_dice": d(unseen)["mean"], "gb_n": unseen.summary["n"],
+        "fp32_union_dice": d(fp32_union)["mean"], "int8_vs_fp32_dice": comparison["metrics"]["dice"],
+        "sizes": results["size_bytes"], "latency": {k: v for k, v in results.items() if k.startswith("latency")},
+    }, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
