@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +55,18 @@ DICOM_EXTENSIONS: frozenset[str] = frozenset({".dcm", ".dicom"})
 # A half-decoded image must fail loudly, never be shown with a grey band at the bottom.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+
+class _OutcomeOnly(logging.Filter):
+    """tifffile logs each damaged tag it skips ("ERROR: <TiffTag.fromfile> raised ...");
+    the loader reports the outcome itself (an image or one ImageLoadError), so those lines
+    would only add cryptic noise to the CLI's one-line error and the GUI's console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL
+
+
+logging.getLogger("tifffile").addFilter(_OutcomeOnly())
+
 _SNIFF_BYTES = 132  # DICOM: 128-byte preamble + "DICM"
 _PILLOW_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -61,6 +75,7 @@ _PILLOW_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _UNKNOWN_FORMAT = "unknown image format (expected PNG, JPEG, TIFF or DICOM)"
+_MAX_TIFF_PAGES = 64  # a radiograph plus thumbnails or pyramid levels; enough to refuse more
 
 
 @dataclass(frozen=True)
@@ -394,6 +409,22 @@ def _pillow_samples(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
 
 
+def _full_pages(tif, name: str) -> list:  # noqa: ANN001 - tifffile.TiffFile
+    """The full-resolution pages, walking at most ``_MAX_TIFF_PAGES`` pages of the chain.
+
+    tifffile follows each page's "next page" offset; a damaged file whose offsets point back
+    to an earlier page would otherwise be walked forever (hang, growing memory).
+    """
+    pages, offsets = [], set()
+    for page in itertools.islice(tif.pages, _MAX_TIFF_PAGES):
+        if page.offset in offsets:
+            raise ImageLoadError(f"{name}: the TIFF file is corrupt (its list of pages loops)")
+        offsets.add(page.offset)
+        if not page.is_reduced:
+            pages.append(page)
+    return pages
+
+
 def _load_tiff(fh: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
     """TIFF through tifffile (8/16/32-bit, float, grey/RGB/RGBA, palette, min-is-white).
 
@@ -406,7 +437,7 @@ def _load_tiff(fh: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
     with library_errors(name, "the TIFF file is truncated or corrupt"):
         tif = tifffile.TiffFile(fh)
     with tif, library_errors(name, "the TIFF file is truncated or corrupt"):
-        pages = [page for page in tif.pages if not page.is_reduced]
+        pages = _full_pages(tif, name)
         if not pages:
             raise ImageLoadError(f"{name}: the TIFF file contains no image")
         if len(pages) > 1:

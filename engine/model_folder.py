@@ -132,24 +132,92 @@ def read_model_json(path: str | Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{meta_path}: model.json is not valid JSON ({exc})") from exc
-    if meta.get("format") != FORMAT_NAME:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelLoadError(f"{meta_path}: not a LungSAM model description")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise ModelLoadError(f"{meta_path}: format_version must be a whole number, not {version!r}")
+    if version > FORMAT_VERSION:
         raise ModelLoadError(
-            f"{path.name}: made by a newer LungSAM (format {meta['format_version']}); please update"
+            f"{path.name}: made by a newer LungSAM (format {version}); please update"
         )
+    if not isinstance(meta.get("weights", {}), dict):
+        raise ModelLoadError(f"{meta_path}: the 'weights' entry must be an object")
     return meta
+
+
+def _weights_path(path: Path, weights_info: dict[str, Any]) -> Path:
+    """The weight file named in model.json; only a plain file name inside the folder is allowed."""
+    name = weights_info.get("file", WEIGHTS_FILE)
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ModelLoadError(
+            f"{path.name}: the weight file {name!r} in model.json must be a file inside the model folder"
+        )
+    return path / name
+
+
+def _config_from(meta: dict[str, Any], name: str) -> SamConfig:
+    """The architecture in model.json; wrong types become a ModelLoadError, not a TypeError."""
+    data = meta.get("config")
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{name}: model.json has no 'config' object describing the architecture")
+    try:
+        return SamConfig.from_dict(data)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ModelLoadError(f"{name}: model.json 'config' is malformed ({exc})") from exc
+
+
+def _check_size_fits(config: SamConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) -> None:
+    """Refuse a config that needs more numbers than the weight file holds, before building it.
+
+    The architecture is built on the ``meta`` device (shapes only, no memory), so a hostile
+    model.json (say a 10^12-parameter encoder) costs nothing. Adapters and INT8 layers only
+    add tensors or keep the count, so a valid folder always holds at least as many.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = build_sam(config)
+    except (TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
+        raise ModelLoadError(f"{name}: model.json describes a model that cannot be built ({exc})") from exc
+    needed = sum(value.numel() for value in skeleton.state_dict().values())
+    held = sum(value.numel() for value in tensors.values())
+    if needed <= held:
+        return
+    if not meta.get("adapter") and not meta.get("int8"):
+        load_state_into(skeleton, tensors, name)  # raises, naming the keys that do not fit
+    raise ModelLoadError(
+        f"{name}: weights do not fit the model: model.json describes {needed:,} weights, "
+        f"the weight file holds {held:,}"
+    )
+
+
+def _build(config: SamConfig, meta: dict[str, Any], name: str) -> Sam:
+    """``build_sam`` + the recorded structure; every failure is a ModelLoadError naming the folder."""
+    from engine.model_structure import prepare_structure
+
+    try:
+        sam = build_sam(config)
+        prepare_structure(sam, meta)
+        return sam
+    except ModelLoadError as exc:
+        message = str(exc)
+        raise ModelLoadError(message if message.startswith(f"{name}: ") else f"{name}: {message}") from exc
+    except MemoryError as exc:
+        raise ModelLoadError(f"{name}: not enough memory to build this model") from exc
+    except (TypeError, ValueError, KeyError, AttributeError, AssertionError, ArithmeticError,
+            RuntimeError) as exc:
+        raise ModelLoadError(f"{name}: model.json describes a model that cannot be built ({exc})") from exc
 
 
 def load_model_folder(path: str | Path, verify_hash: bool = True) -> LoadedModel:
     """Rebuild the model described by a folder; every failure is a :class:`ModelLoadError`."""
-    from engine.model_structure import prepare_structure
-
     path = Path(path)
     meta = read_model_json(path)
-    config = SamConfig.from_dict(meta["config"])
+    config = _config_from(meta, path.name)
     weights_info = meta.get("weights") or {}
-    weights = path / weights_info.get("file", WEIGHTS_FILE)
+    weights = _weights_path(path, weights_info)
     if not weights.is_file():
         raise ModelLoadError(f"{path.name}: weight file {weights.name} is missing")
     digest = sha256_file(weights)
@@ -162,8 +230,8 @@ def load_model_folder(path: str | Path, verify_hash: bool = True) -> LoadedModel
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"{path.name}: weight file is truncated or corrupt ({exc})") from exc
-    sam = build_sam(config)
-    prepare_structure(sam, meta)
+    _check_size_fits(config, meta, tensors, path.name)
+    sam = _build(config, meta, path.name)
     load_state_into(sam, tensors, path.name)
     sam.eval()
     return LoadedModel(

@@ -149,7 +149,10 @@ class Predictor:
             if points is not None or point_labels is not None:
                 if points is None or point_labels is None:
                     raise PromptError("points and point labels must be given together")
-                pts_arr = np.asarray(points, dtype=np.float64)
+                try:
+                    pts_arr = np.asarray(points, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise PromptError(f"points must be x,y number pairs ({exc})") from exc
                 per_box = pts_arr.ndim == 3
                 pts, labels = validate_points(pts_arr, point_labels, size)
                 n = pts_arr.shape[1] if per_box else len(pts)

@@ -57,7 +57,10 @@ class ModelEntry:
 
 
 def list_models() -> list[ModelEntry]:
-    """Complete model folders only: half-written (``.partial``) folders are never listed."""
+    """Complete model folders only: half-written (``.partial``) folders, folders whose
+    model.json is unreadable and folders whose weight file is missing or not the size
+    model.json records (cut short, replaced) are never listed. Only ``stat`` is used, so the
+    Model menu stays instant; the sha256 is checked when a model is loaded."""
     entries = []
     for root, shipped in ((shipped_models_dir(), True), (user_models_dir(), False)):
         if not root.is_dir():
@@ -69,10 +72,22 @@ def list_models() -> list[ModelEntry]:
                 meta = read_model_json(folder)
             except ModelLoadError:
                 continue
-            if not (folder / meta.get("weights", {}).get("file", "weights.safetensors")).is_file():
-                continue
-            entries.append(ModelEntry(folder.name, folder, meta, shipped))
+            if _weights_complete(folder, meta):
+                entries.append(ModelEntry(folder.name, folder, meta, shipped))
     return entries
+
+
+def _weights_complete(folder: Path, meta: dict[str, Any]) -> bool:
+    info = meta.get("weights") or {}
+    name = info.get("file", "weights.safetensors")
+    if not isinstance(name, str) or Path(name).name != name:
+        return False
+    try:
+        size = (folder / name).stat().st_size
+    except OSError:
+        return False
+    expected = info.get("bytes")
+    return (folder / name).is_file() and (not isinstance(expected, int) or size == expected)
 
 
 def default_model_name() -> str | None:

@@ -193,7 +193,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         state = self._checkpoint_state()
-        atomic_write_with(self.run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        atomic_write_with(self.run_dir / CHECKPOINT, lambda tmp: _save_through_python(state, tmp))
         self.events.emit("checkpoint", step=self.step, path=str(self.run_dir / CHECKPOINT))
 
     def resume(self) -> bool:
@@ -278,28 +278,30 @@ class Trainer:
         last_ckpt = time.monotonic()
         t0, s0 = time.monotonic(), self.step
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        while self.step < end:
-            epoch, in_epoch = divmod(self.step, self.steps_per_epoch)
-            indices, _ = self._batch(epoch, in_epoch)
-            parts = self.train_step(indices)
-            bar.update(1)
-            rate = (self.step - s0) / max(1e-6, time.monotonic() - t0)
-            eta = (self.total_steps - self.step) / max(rate, 1e-6)
-            if parts:
-                bar.set_postfix(loss=f"{parts['loss']:.4f}", epoch=epoch + 1)
-            if self.step % self.loop.log_every == 0 and parts:  # noqa: SIM102
-                self.events.emit(
-                    "step", epoch=epoch + 1, step=self.step, total_steps=self.total_steps,
-                    lr=self.optimizer.param_groups[0]["lr"], eta_s=round(eta, 1),
-                    images_per_s=round(rate * self.loop.batch_size, 2), **parts,
-                )
-            if self.step % self.steps_per_epoch == 0:
-                self._end_epoch(epoch + 1, eta)
-                last_ckpt = time.monotonic()
-            elif time.monotonic() - last_ckpt > self.loop.checkpoint_every_s:
-                self.save_checkpoint()
-                last_ckpt = time.monotonic()
-        bar.close()
+        try:  # close the bar on failure too, so an error message starts on its own line
+            while self.step < end:
+                epoch, in_epoch = divmod(self.step, self.steps_per_epoch)
+                indices, _ = self._batch(epoch, in_epoch)
+                parts = self.train_step(indices)
+                bar.update(1)
+                rate = (self.step - s0) / max(1e-6, time.monotonic() - t0)
+                eta = (self.total_steps - self.step) / max(rate, 1e-6)
+                if parts:
+                    bar.set_postfix(loss=f"{parts['loss']:.4f}", epoch=epoch + 1)
+                if self.step % self.loop.log_every == 0 and parts:  # noqa: SIM102
+                    self.events.emit(
+                        "step", epoch=epoch + 1, step=self.step, total_steps=self.total_steps,
+                        lr=self.optimizer.param_groups[0]["lr"], eta_s=round(eta, 1),
+                        images_per_s=round(rate * self.loop.batch_size, 2), **parts,
+                    )
+                if self.step % self.steps_per_epoch == 0:
+                    self._end_epoch(epoch + 1, eta)
+                    last_ckpt = time.monotonic()
+                elif time.monotonic() - last_ckpt > self.loop.checkpoint_every_s:
+                    self.save_checkpoint()
+                    last_ckpt = time.monotonic()
+        finally:
+            bar.close()
         if self.step < self.total_steps:
             return self.history
         if self.hooks.on_finish is not None and self.dist.is_main:
@@ -324,6 +326,14 @@ class Trainer:
         self.events.emit("epoch", eta_s=round(eta, 1), best=improved, total_epochs=self.loop.epochs, **record)
         self.save_checkpoint()
         self.dist.barrier()
+
+
+def _save_through_python(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a Python file object: given a path, torch writes with a C++
+    stream whose full-disk error is a bare "iostream error"; through Python the OSError
+    (ENOSPC, EFBIG) stays in the exception chain, so the run reports a full disk."""
+    with open(path, "wb") as handle:
+        torch.save(state, handle)
 
 
 @dataclass(frozen=True)

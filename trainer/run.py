@@ -6,6 +6,9 @@ import csv
 import errno
 import json
 import logging
+import os
+import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from engine.registry import load_model
 from engine.sam_config import preset
 from trainer.data import find_pairs, load_set, split_pairs
 from trainer.events import EventWriter
-from trainer.loop import LoopConfig, Trainer, check_disk_space, init_distributed
+from trainer.loop import DistInfo, LoopConfig, Trainer, check_disk_space, init_distributed
 from trainer.provenance import provenance
 from trainer.stages import (
     BaseStageConfig,
@@ -145,6 +148,36 @@ def run_stage(req: TrainRequest) -> Path:
         events.close()
 
 
+_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")  # engine.atomic.atomic_write_with
+_TEMP_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[0-9a-f]{8}$")  # atomic_directory
+
+
+def recover_run_folder(run_dir: Path) -> list[str]:
+    """Tidy what a killed writer left in ``run_dir``; returns what was removed or restored.
+
+    Files are only ever replaced atomically, so a kill leaves temporary files (half-written
+    checkpoints, half-built model folders, each as large as the model) but never a damaged
+    result. A model folder caught between its two renames exists only as ``.NAME.old-*``: it
+    is put back, so the best model is never lost. Runs before the free-space check, so the
+    space these files took counts as free.
+    """
+    done: list[str] = []
+    if not run_dir.is_dir():
+        return done
+    for entry in sorted(run_dir.iterdir()):
+        folder = _TEMP_DIR.match(entry.name) if entry.is_dir() else None
+        if folder and folder["kind"] == "old" and not (run_dir / folder["name"]).exists():
+            os.replace(entry, run_dir / folder["name"])
+            done.append(f"restored {folder['name']}")
+        elif folder:
+            shutil.rmtree(entry, ignore_errors=True)
+            done.append(f"removed {entry.name}")
+        elif entry.is_file() and _TEMP_FILE.match(entry.name):
+            entry.unlink(missing_ok=True)
+            done.append(f"removed {entry.name}")
+    return done
+
+
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _DISK_FULL_TEXT = ("no space left", "file too large", "disk quota", "failed writing file")
 
@@ -170,6 +203,9 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     if req.out.exists() and any(req.out.iterdir()) and not req.resume:
         if (req.out / "checkpoint.pt").exists():
             raise TrainingError(f"{req.out}: a run already exists there; use --resume or another --out")
+    if DistInfo.current().is_main:
+        for what in recover_run_folder(req.out):
+            log.info("%s: %s (left by an interrupted run)", req.out, what)
     check_disk_space(req.out, 200 << 20)
     if req.stage != "base" and not req.model:
         raise TrainingError(f"{req.stage} needs --model (the model to fine-tune)")

@@ -103,6 +103,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.model_spec = model
         self.device = device
         self._explicit_model = model is not None
+        self._pending_model: tuple[str | None, str] | None = None
         self._dialogs: list[QWidget] = []
         self._save_failing = False
 
@@ -147,19 +148,23 @@ class MainWindow(WindowCommands, QMainWindow):
         """Load in the worker; on success the current image is re-embedded."""
         from engine.registry import default_model_name
 
-        self.device = device
-        self.model_menu.device = device
         if spec is None and default_model_name() is None:
             self.status.set_model(None, None)
             self.statusBar().showMessage(NO_MODEL)
             self.status.model.setText(NO_MODEL)
             return
-        self.model_spec = spec
+        # Spec and device become current only once the load succeeds (_model_ready), so a
+        # failed load never turns a later device switch into a reload of the broken model.
+        self._pending_model = (spec, device)
         self.model_loading = True
         self.worker.load_model(spec, device)
 
     def _model_ready(self, info: ModelInfo) -> None:
         self.model_loading = False
+        pending = self._pending_model
+        if pending is not None:
+            self.model_spec, self.device = pending
+            self.model_menu.device = self.device
         self.model_info = info
         self.annotator.model = (info.name, info.model_hash)
         self.model_menu.current_source = info.source

@@ -141,12 +141,16 @@ class ModelWorker(QObject):
     # -- worker thread ---------------------------------------------------------------------
     @Slot(object, str)
     def _load_model(self, spec: str | None, device: str) -> None:
+        from engine.device import resolve_device
         from engine.predictor import Predictor
         from engine.registry import load_model
 
         self.busy.emit("loading model")
         try:
             model = load_model(spec)
+            # Move it first: a failure here (CUDA out of memory) must not leave the predictor
+            # half-swapped (new model recorded, old network still running under its hash).
+            model.sam.to(resolve_device(device))
             if self.predictor is None:
                 self.predictor = Predictor(model, device=device, cache=self.cache)
             else:
