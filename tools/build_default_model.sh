@@ -29,4 +29,4 @@ resume() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }
   $(resume "$RUNS/compact-stage2")
 
 python tools/ship_default_model.py --base "$RUNS/compact-base/best" \
-  --int8 "$RUNS/compact-stage2/int8" --data "$DATA"
+  --stage2 "$RUNS/compact-stage2/best" --data "$DATA"
