@@ -31,6 +31,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter-lr", type=float, help="stage1: AdaLoRA learning rate")
     p.add_argument("--decoder-lr", type=float, help="stage1/2: mask decoder learning rate")
     p.add_argument("--lambda-lr", type=float, help="stage2: learning rate of the singular values")
+    p.add_argument("--rank-max", type=int, help="stage1: initial AdaLoRA rank per layer (paper 48)")
+    p.add_argument("--rank-target", type=int, help="stage1: average rank after pruning (paper 32)")
+    p.add_argument("--log-every", type=int, help="emit a step event every N steps (default 10)")
     p.add_argument("--train-decoder", action="store_true", help="stage2: also train the decoder")
     p.add_argument("--fp16-storage", action="store_true", help="store FP32 weights as FP16 on disk")
     p.set_defaults(func=run_train)
@@ -76,6 +79,9 @@ def run_train(args: argparse.Namespace) -> int:
         decoder_lr=args.decoder_lr,
         lambda_lr=args.lambda_lr,
         train_decoder=args.train_decoder,
+        rank_max=args.rank_max,
+        rank_target=args.rank_target,
+        log_every=args.log_every,
     )
     run_stage(request)
     return 0

@@ -5,7 +5,7 @@ box per lung with the mouse (boxes taken from the ground-truth mask when the dat
 one, else one box around both lungs), waits for the model's masks and saves
 ``widget.grab()`` - once filled, once in outline mode.
 
-    python tools/screenshot.py --model /root/lungsam-runs/compact-base/best --out /tmp/shots
+    python tools/screenshot.py --out /tmp/shots
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_DATA = Path("/work/shared/data/covidqu_ex/val")
-DEFAULT_MODEL = Path("/root/lungsam-runs/compact-base/best")
 
 
 def spin(app, condition, timeout: float = 120.0) -> None:
@@ -72,7 +71,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with images/ (and masks/)")
     parser.add_argument("--image", help="file name inside images/ (default: the 4th)")
     parser.add_argument("--count", type=int, default=6, help="images to list in the window")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else None)
+    parser.add_argument("--model", help="model name, folder or .pth (default: the shipped default)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "lungsam-screenshots")
     parser.add_argument("--size", default="1400x900")
     args = parser.parse_args()

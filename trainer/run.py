@@ -68,6 +68,9 @@ class TrainRequest:
     adapter_lr: float | None = None
     decoder_lr: float | None = None
     val_fraction: float | None = None
+    rank_max: int | None = None
+    rank_target: int | None = None
+    log_every: int | None = None
 
 
 def state_digest(model: torch.nn.Module) -> str:
@@ -235,6 +238,7 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         batch_size=req.batch_size or defaults[1],
         seed=req.seed,
         threads=req.threads,
+        log_every=req.log_every or LoopConfig.log_every,
     )
     torch.manual_seed(req.seed)
     data_info = {
@@ -253,6 +257,10 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         cfg1.storage_dtype = req.storage_dtype
         cfg1.adapter_lr = req.adapter_lr or cfg1.adapter_lr
         cfg1.decoder_lr = req.decoder_lr or cfg1.decoder_lr
+        cfg1.r_max = req.rank_max or cfg1.r_max
+        cfg1.target_rank = req.rank_target or min(cfg1.target_rank, cfg1.r_max)
+        if not 0 < cfg1.target_rank <= cfg1.r_max:
+            raise TrainingError(f"--rank-target {cfg1.target_rank} must lie in 1..--rank-max {cfg1.r_max}")
         groups, hooks = stage1(model, config, cfg1, loop.epochs, steps_per_epoch, prov)
     else:
         cfg2 = Stage2Config(train_decoder=req.train_decoder)

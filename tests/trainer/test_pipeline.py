@@ -56,3 +56,14 @@ def test_stage2_refuses_a_model_without_adapters(small_set, tmp_path):
         run_stage(request("stage2", small_set, tmp_path / "s2", model=str(tmp_path / "base" / "best")))
     failed = [e for e in read_events(tmp_path / "s2" / "events.jsonl") if e["event"] == "failed"]
     assert failed and "Stage 1" in failed[0]["reason"]
+
+
+def test_rank_budget_options_reach_the_allocator(small_set, tmp_path):
+    run_stage(request("base", small_set, tmp_path / "base", arch="tiny", epochs=1))
+    run_stage(request("stage1", small_set, tmp_path / "s1", model=str(tmp_path / "base" / "best"),
+                      epochs=2, rank_max=8, rank_target=3, log_every=1))
+    pattern = load_model(tmp_path / "s1" / "best").meta["adapter"]["rank_pattern"]
+    assert all(len(mask) == 8 for mask in pattern.values())
+    assert sum(sum(mask) for mask in pattern.values()) == 3 * len(pattern)
+    steps = [e for e in read_events(tmp_path / "s1" / "events.jsonl") if e["event"] == "step"]
+    assert len(steps) == 4, "one step event per step with --log-every 1 (8 images / batch 4 x 2 epochs)"
