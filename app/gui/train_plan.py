@@ -59,7 +59,7 @@ class Stage1Preset:
     batch_size: int = 8
     adapter_lr: float = 1e-3
     decoder_lr: float = 1e-4
-    r_max: int = 48  # fixed by the trainer (shown, not passed)
+    r_max: int = 48
     target_rank: int = 32
 
     @classmethod
@@ -280,7 +280,8 @@ def stage_args(plan: TrainPlan, stage: str, model: str, out: Path, exclude: Path
     if stage == "stage1":
         p1 = plan.stage1
         args += ["--epochs", str(p1.epochs), "--batch-size", str(p1.batch_size),
-                 "--adapter-lr", repr(p1.adapter_lr), "--decoder-lr", repr(p1.decoder_lr)]
+                 "--adapter-lr", repr(p1.adapter_lr), "--decoder-lr", repr(p1.decoder_lr),
+                 "--rank-max", str(p1.r_max), "--rank-target", str(p1.target_rank)]
     else:
         p2 = plan.stage2
         args += ["--epochs", str(p2.epochs), "--batch-size", str(p2.batch_size),

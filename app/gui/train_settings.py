@@ -56,9 +56,10 @@ class TrainSettings(QWidget):
         s1, s2 = Stage1Preset(), Stage2Preset()
         self.s1_epochs, self.s1_batch = _spin(1, 500, s1.epochs), _spin(1, 256, s1.batch_size)
         self.adapter_lr, self.decoder_lr = _lr_edit(s1.adapter_lr), _lr_edit(s1.decoder_lr)
-        self.rank = QLabel(f"{s1.r_max} -> {s1.target_rank}")
-        self.rank.setToolTip("AdaLoRA rank budget: initial rank per layer -> average target rank "
-                             "after pruning (fixed by the trainer)")
+        self.rank_max, self.rank_target = _spin(1, 256, s1.r_max), _spin(1, 256, s1.target_rank)
+        for spin in (self.rank_max, self.rank_target):
+            spin.setToolTip("AdaLoRA rank budget: initial rank per layer -> average rank after "
+                            "pruning (global budget, layers may end with different ranks)")
         self.s2_epochs, self.s2_batch = _spin(1, 500, s2.epochs), _spin(1, 256, s2.batch_size)
         self.lambda_lr = _lr_edit(s2.lambda_lr)
         self.held_back = _spin(5, 50, 20)
@@ -86,7 +87,7 @@ class TrainSettings(QWidget):
         rows = (
             ("Stage 1 epochs", self.s1_epochs, "batch", self.s1_batch),
             ("adapter lr", self.adapter_lr, "decoder lr", self.decoder_lr),
-            ("rank budget", self.rank, "", None),
+            ("rank start", self.rank_max, "rank target", self.rank_target),
             ("Stage 2 epochs", self.s2_epochs, "batch", self.s2_batch),
             ("lambda lr", self.lambda_lr, "held back", self.held_back),
             ("device", self.device, "threads", self.threads),
@@ -139,6 +140,8 @@ class TrainSettings(QWidget):
         self.s1_batch.setValue(s1.batch_size)
         self.adapter_lr.setText(f"{s1.adapter_lr:g}")
         self.decoder_lr.setText(f"{s1.decoder_lr:g}")
+        self.rank_max.setValue(s1.r_max)
+        self.rank_target.setValue(s1.target_rank)
         self.s2_epochs.setValue(s2.epochs)
         self.s2_batch.setValue(s2.batch_size)
         self.lambda_lr.setText(f"{s2.lambda_lr:g}")
@@ -147,7 +150,8 @@ class TrainSettings(QWidget):
     def stage1(self) -> Stage1Preset:
         default = Stage1Preset()
         return Stage1Preset(self.s1_epochs.value(), self.s1_batch.value(),
-                            _float(self.adapter_lr, default.adapter_lr), _float(self.decoder_lr, default.decoder_lr))
+                            _float(self.adapter_lr, default.adapter_lr), _float(self.decoder_lr, default.decoder_lr),
+                            self.rank_max.value(), min(self.rank_target.value(), self.rank_max.value()))
 
     def stage2(self) -> Stage2Preset:
         return Stage2Preset(self.s2_epochs.value(), self.s2_batch.value(), _float(self.lambda_lr, Stage2Preset().lambda_lr))
