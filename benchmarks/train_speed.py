@@ -6,8 +6,8 @@
 
 The step timing splits each step into data (batch assembly, augmentation, prompts) and
 compute (forward, backward, optimizer), so "data loading is not the bottleneck" is a number.
-``--pipeline`` runs the default Stage 1 + Stage 2 presets on 50 covid_chestxray_gb images
-(near-duplicates of COVID-QU-Ex excluded) and prints the wall time of each stage.
+``--pipeline`` runs the default Stage 1 + Stage 2 presets on up to 50 covid_chestxray_gb images
+(near-duplicates of COVID-QU-Ex excluded: 44 remain) and prints the wall time of each stage.
 """
 
 from __future__ import annotations
