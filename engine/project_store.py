@@ -17,11 +17,9 @@ All methods are thread-safe (one connection behind a lock), so GUI workers may c
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import posixpath
-import socket
 import sqlite3
 import threading
 import time
@@ -31,21 +29,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from engine.atomic import atomic_write_bytes, fsync_dir
-from engine.errors import LungSamError
+from engine.labels import KINDS, LABELS, STATUSES
+from engine.mask_png import clean_masks, decode_mask_png, encode_mask_png, label_slug
+from engine.project_errors import (
+    ImageNotInProjectError,
+    MaskShapeError,
+    ProjectLockedError,
+    ProjectStoreError,
+    ReadOnlyProjectError,
+    UnknownLabelError,
+)
+from engine.project_lock import acquire_lock, release_lock
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory lock, SQLite still serialises
-    fcntl = None  # type: ignore[assignment]
+__all__ = [  # the public API, re-exported so callers import from one place
+    "KINDS", "LABELS", "STATUSES", "Annotation", "ImageNotInProjectError", "ImageRecord",
+    "MaskShapeError", "ProjectLockedError", "ProjectStore", "ProjectStoreError",
+    "ReadOnlyProjectError", "UnknownLabelError", "decode_mask_png", "encode_mask_png", "label_slug",
+]
 
-LABELS = ("lungs", "right lung", "left lung")
-"""Anatomical labels: the PATIENT's right/left, so the left lung is on the image's right."""
-STATUSES = ("new", "model", "corrected", "skipped")
-KINDS = ("model", "corrected")
-"""``model``: raw model output; ``corrected``: the clinician's final mask (trained on)."""
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
 
@@ -79,34 +82,6 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 open transaction. Bump :data:`SCHEMA_VERSION` together with adding a step."""
 
 
-class ProjectStoreError(LungSamError):
-    """The project folder or its database cannot do what was asked."""
-
-
-class ProjectLockedError(ProjectStoreError):
-    """Another window (process) has the folder open for writing; offer read-only."""
-
-    def __init__(self, message: str, pid: int | None = None, host: str | None = None) -> None:
-        super().__init__(message)
-        self.pid, self.host = pid, host
-
-
-class ReadOnlyProjectError(ProjectStoreError):
-    """A write was attempted on a store opened read-only."""
-
-
-class UnknownLabelError(ProjectStoreError):
-    """A mask label outside :data:`LABELS`."""
-
-
-class MaskShapeError(ProjectStoreError):
-    """Masks that are not 2-D, differ in size, or differ from the image's earlier masks."""
-
-
-class ImageNotInProjectError(ProjectStoreError):
-    """An image (or annotation version) the project does not know."""
-
-
 @dataclass(frozen=True)
 class ImageRecord:
     id: int
@@ -130,24 +105,6 @@ class Annotation:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """8-bit grey PNG, 0 background / 255 foreground: opens as a mask in any tool."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * np.uint8(255)).save(
-        buffer, format="PNG", compress_level=3
-    )
-    return buffer.getvalue()
-
-
-def decode_mask_png(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("L")) > 127
-
-
-def label_slug(label: str) -> str:
-    return label.replace(" ", "_")
-
-
 def _json(value: object, what: str) -> str:
     def default(obj: object) -> object:
         if isinstance(obj, np.ndarray | np.generic):
@@ -160,42 +117,6 @@ def _json(value: object, what: str) -> str:
         return json.dumps(value, default=default, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise ProjectStoreError(f"{what} cannot be stored as JSON ({exc})") from exc
-
-
-def _acquire_lock(path: Path, root: Path) -> int | None:
-    """Exclusive non-blocking flock; the kernel drops it when the holder dies (no stale locks)."""
-    if fcntl is None:  # pragma: no cover
-        return None
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ProjectStoreError(
-            f"{root}: cannot open the project lock ({exc.strerror}); open the project read-only"
-        ) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if not isinstance(exc, BlockingIOError):
-            raise ProjectStoreError(f"{root}: cannot lock the project ({exc.strerror})") from exc
-        pid, host = _lock_holder(path)
-        raise ProjectLockedError(
-            f"{root} is open in another LungSAM window (pid {pid or '?'} on {host or '?'}); "
-            "open it read-only or close the other window",
-            pid,
-            host,
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-    return fd
-
-
-def _lock_holder(path: Path) -> tuple[int | None, str | None]:
-    try:
-        parts = path.read_text().split()
-        return int(parts[0]), (parts[1] if len(parts) > 1 else None)
-    except (OSError, ValueError, IndexError):
-        return None, None
 
 
 class ProjectStore:
@@ -240,7 +161,7 @@ class ProjectStore:
                     f"{root}: cannot create {cls.DIRNAME} ({exc.strerror}); "
                     "the folder may be read-only: open the project read-only"
                 ) from exc
-            lock_fd = _acquire_lock(root / cls.DIRNAME / "lock", root)
+            lock_fd = acquire_lock(root / cls.DIRNAME / "lock", root)
         conn = None
         try:
             conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
@@ -259,7 +180,7 @@ class ProjectStore:
         except BaseException as exc:
             if conn is not None:
                 conn.close()
-            _release(lock_fd)
+            release_lock(lock_fd)
             if isinstance(exc, sqlite3.DatabaseError):
                 raise ProjectStoreError(
                     f"{db_path}: the project database is unusable ({exc})"
@@ -298,7 +219,7 @@ class ProjectStore:
                 self._conn = None  # type: ignore[assignment]
             if self._lock_fd is not None:
                 os.ftruncate(self._lock_fd, 0)
-                _release(self._lock_fd)
+                release_lock(self._lock_fd)
                 self._lock_fd = None
 
     def __enter__(self) -> ProjectStore:
@@ -366,7 +287,7 @@ class ProjectStore:
                 f"unknown annotation kind {kind!r}; expected 'model' or 'corrected'"
             )
         rel = self._rel(rel_path)
-        clean = _clean_masks(rel, masks)
+        clean = clean_masks(rel, masks)
         height, width = next(iter(clean.values())).shape
         prompts_json = _json(prompts or {}, f"{rel}: the prompts")
         with self._mutex:
@@ -666,35 +587,3 @@ class ProjectStore:
         return {label: masks[label] for label in LABELS if label in masks}
 
 
-def _clean_masks(rel: str, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Validate labels and shapes; non-zero is foreground. Labels come back in LABELS order."""
-    if not masks:
-        raise ProjectStoreError(f"{rel}: nothing to save (no masks)")
-    clean: dict[str, np.ndarray] = {}
-    shape = None
-    for label, mask in masks.items():
-        if label not in LABELS:
-            raise UnknownLabelError(
-                f"{rel}: unknown label {label!r}; expected one of {', '.join(map(repr, LABELS))}"
-            )
-        array = np.asarray(mask)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        if array.ndim != 2 or array.size == 0:
-            raise MaskShapeError(
-                f"{rel}: the {label!r} mask must be a 2-D HxW array, got shape {array.shape}"
-            )
-        if shape is not None and array.shape != shape:
-            raise MaskShapeError(
-                f"{rel}: the masks differ in size ({shape} and {array.shape} for {label!r})"
-            )
-        shape = array.shape
-        clean[label] = array.astype(bool) if array.dtype != bool else array
-    return {label: clean[label] for label in LABELS if label in clean}
-
-
-def _release(fd: int | None) -> None:
-    if fd is not None:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
