@@ -16,7 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
     from app.cli_segment import add_segment_parsers
     from app.cli_train import add_train_parser
 
-    parser = argparse.ArgumentParser(prog="lungsam", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lungsam",
+        description="Lung segmentation on chest X-rays with a compressed Segment Anything model: "
+        "annotate (gui), segment from boxes, fine-tune (train), evaluate and report.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     add_segment_parsers(sub)
     add_train_parser(sub)
