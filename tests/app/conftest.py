@@ -28,6 +28,15 @@ def gui_model(tiny_sam, tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def model_dir(tiny_sam, tmp_path) -> Path:
+    """The tiny random SAM saved as a model folder (for CLI tests, no GUI install)."""
+    from engine.model_folder import save_sam_folder
+
+    sam, config = tiny_sam
+    return save_sam_folder(tmp_path / "tiny-model", sam, config)
+
+
+@pytest.fixture
 def image_folder(cxr_dir, tmp_path) -> Path:
     """Five real chest X-rays, two of them in a sub-folder (recursive listing)."""
     folder = tmp_path / "cases"

@@ -19,19 +19,12 @@ from PIL import Image
 
 from app.cli import main
 from engine.errors import PromptError
-from engine.model_folder import save_sam_folder
 from engine.predictor import Predictor
 from engine.prompts import MAX_PROMPTS
 from engine.registry import load_model
 from tests.conftest import synthetic_cxr
 
 HEIGHT, WIDTH = 96, 80
-
-
-@pytest.fixture
-def model_dir(tiny_sam, tmp_path) -> Path:
-    sam, config = tiny_sam
-    return save_sam_folder(tmp_path / "tiny-model", sam, config)
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ import torch
 from PIL import Image
 
 from app.cli import main
-from engine.model_folder import save_sam_folder
 from engine.predictor import Predictor
 from engine.registry import load_model
 from tests.conftest import synthetic_cxr
-
-
-@pytest.fixture
-def model_dir(tiny_sam, tmp_path) -> Path:
-    sam, config = tiny_sam
-    return save_sam_folder(tmp_path / "tiny-model", sam, config)
 
 
 @pytest.fixture
