@@ -13,37 +13,23 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import trainer.evaluate as evaluate_mod
 from engine.errors import LungSamError
 from engine.model_folder import save_sam_folder
 from tests.conftest import synthetic_cxr
+from tests.trainer.conftest import copy_pairs
 from trainer.evaluate import EvalResult, evaluate_model
 from trainer.lung_labels import split_lungs
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine two torch threads
-    run them ~10x slower (OpenMP workers wait for each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
 def val4(cxr_dir, tmp_path) -> Path:
     """Four real validation pairs copied to a temporary folder."""
-    root = tmp_path / "val4"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for image in sorted((cxr_dir / "images").iterdir())[:4]:
-        shutil.copy(image, root / "images" / image.name)
-        shutil.copy(cxr_dir / "masks" / f"{image.stem}.png", root / "masks" / f"{image.stem}.png")
-    return root
+    return copy_pairs(cxr_dir, tmp_path / "val4", 4)
 
 
 @pytest.fixture

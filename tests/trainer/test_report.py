@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
@@ -52,14 +51,7 @@ def _int8_folder(best: Path, out: Path) -> None:
     (out / "model.json").write_text(json.dumps(meta))
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine two torch threads
-    run them ~10x slower (OpenMP workers wait for each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
