@@ -93,7 +93,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
 
 
-def images_to_input(images: np.ndarray | torch.Tensor, config) -> torch.Tensor:
+def images_to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """B x S x S x 3 uint8 -> B x 3 x S x S float in 0-255 (not yet normalised)."""
     t = torch.as_tensor(images)
     return t.permute(0, 3, 1, 2).float()
@@ -106,7 +106,7 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
     sums = {k: [] for k in PROMPT_KINDS}
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        x = normalize_and_pad(images_to_input(data.images[sl], config).to(device), config)
+        x = normalize_and_pad(images_to_input(data.images[sl]).to(device), config)
         labels = torch.as_tensor(data.labels[sl])
         boxes, idx, targets, kinds = batch_prompts(labels, limits=data.input_sizes[sl])
         feats = model.image_encoder(x)
@@ -226,7 +226,7 @@ class Trainer:
     def train_step(self, indices: np.ndarray) -> dict[str, float]:
         self.model.train()
         gen = torch.Generator().manual_seed(self.loop.seed * 1_000_003 + self.step)
-        images = images_to_input(self.train_set.images[indices], self.config)
+        images = images_to_input(self.train_set.images[indices])
         labels = torch.as_tensor(self.train_set.labels[indices]).long()
         if self.loop.augment:
             images, labels = augment_batch(images, labels, AugmentConfig(), gen)
