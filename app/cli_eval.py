@@ -17,6 +17,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", help="CSV/text file whose first column lists image names to leave out")
     p.add_argument("--limit", type=int, help="evaluate the first N pairs only")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--style", help="mask style (annotation convention) to score, e.g. anatomical "
+                   "(default: the model's first)")
 
 
 def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +73,8 @@ def _evaluate(model: str | None, args: argparse.Namespace, exclude: list[str], l
 
     try:
         return evaluate_model(model, args.data, prompt=args.prompt, exclude=exclude,
-                              device=args.device, limit=args.limit, progress=progress)
+                              device=args.device, limit=args.limit, progress=progress,
+                              style=args.style)
     finally:
         if bar is not None:
             bar.close()

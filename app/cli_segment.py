@@ -30,8 +30,13 @@ def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model name, model folder or official .pth (default: shipped)")
     p.add_argument("--type", dest="model_type", help="checkpoint type for .pth files: vit_b, vit_l, vit_h, medsam")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--style", help="mask style (annotation convention), e.g. anatomical; "
+                   "`lungsam models` lists each model's styles (default: the model's first)")
     p.add_argument("-o", "--out", required=True, help="output folder for the masks")
     p.set_defaults(func=run_segment)
+
+    m = sub.add_parser("models", help="list the installed models, their mask styles and the default")
+    m.set_defaults(func=run_models)
 
     q = sub.add_parser("import-checkpoint", help="convert an official SAM/MedSAM .pth into a model folder")
     q.add_argument("checkpoint")
@@ -70,6 +75,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from engine.atomic import atomic_write_with
     from engine.io import load_image
+    from engine.mask_styles import style_index
     from engine.predictor import Predictor
     from engine.prompts import validate_boxes
     from engine.registry import load_model
@@ -80,6 +86,7 @@ def run_segment(args: argparse.Namespace) -> int:
             raise LungSamError(f"{image_path}: file not found")
     model = load_model(args.model, args.model_type)
     predictor = Predictor(model, device=args.device)
+    style_index(predictor.sam, args.style)  # an unknown style fails before any work
     # Check every prompt against its image before writing anything.
     for image_path, boxes in jobs:
         image = load_image(image_path)
@@ -92,7 +99,7 @@ def run_segment(args: argparse.Namespace) -> int:
     for image_path, boxes in tqdm(jobs, disable=len(jobs) <= 3, unit="image"):
         image = load_image(image_path)
         predictor.set_image(image.pixels)
-        masks = predictor.predict(boxes=boxes).masks[:, 0]
+        masks = predictor.predict(boxes=boxes, style=args.style).masks[:, 0]
         outputs = {f"{image_path.stem}.png": masks.any(axis=0)}
         if len(masks) > 1:
             outputs.update({f"{image_path.stem}_box{i + 1}.png": m for i, m in enumerate(masks)})
@@ -100,6 +107,28 @@ def run_segment(args: argparse.Namespace) -> int:
             png = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
             atomic_write_with(out / name, lambda tmp, png=png: png.save(tmp, format="PNG"))
     print(f"wrote masks for {len(jobs)} image(s) to {out}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
+    from engine.registry import default_model_name, list_models
+
+    default = default_model_name()
+    entries = list_models()
+    if not entries:
+        print("no model installed")
+    for entry in entries:
+        meta = entry.meta
+        size = (meta.get("weights") or {}).get("bytes")
+        styles = ", ".join(meta.get("mask_styles") or ["default"])
+        storage = (meta.get("weights") or {}).get("storage_dtype", "float32")
+        kind = "INT8" if meta.get("int8") else f"float ({storage} on disk)"
+        where = "shipped" if entry.shipped else "user"
+        mark = "*" if entry.name == default else " "
+        mb = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "? MB"
+        print(f"{mark} {entry.name:<28} {kind:<26} {mb:>9}  {where:<7}  styles: {styles}")
+    if default:
+        print("* default (used when --model is not given)")
     return 0
 
 

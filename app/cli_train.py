@@ -35,6 +35,14 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-target", type=int, help="stage1: average rank after pruning (paper 32)")
     p.add_argument("--log-every", type=int, help="emit a step event every N steps (default 10)")
     p.add_argument("--train-decoder", action="store_true", help="stage2: also train the decoder")
+    p.add_argument("--styles", help="the model's mask styles (annotation conventions), comma-separated, "
+                   "e.g. visible,anatomical; new names become new output tokens copied from the first")
+    p.add_argument("--data-style", help="mask style that --data and --val follow (default: the model's first)")
+    p.add_argument("--style-data", action="append", metavar="NAME=DIR", default=[],
+                   help="extra training data drawn in mask style NAME (repeatable)")
+    p.add_argument("--style-val", action="append", metavar="NAME=DIR", default=[],
+                   help="validation data for style NAME (default: hold back a fifth of its --style-data)")
+    p.add_argument("--style-repeat", type=int, default=1, help="show each --style-data example N times per epoch")
     p.add_argument("--fp16-storage", action="store_true", help="store FP32 weights as FP16 on disk")
     p.set_defaults(func=run_train)
 
@@ -52,6 +60,7 @@ def _cancel_on_sigterm() -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from trainer.run import TrainRequest, run_stage
+    from trainer.styles import parse_style_source
 
     _cancel_on_sigterm()
     request = TrainRequest(
@@ -82,6 +91,11 @@ def run_train(args: argparse.Namespace) -> int:
         rank_max=args.rank_max,
         rank_target=args.rank_target,
         log_every=args.log_every,
+        styles=[n.strip() for n in args.styles.split(",") if n.strip()] if args.styles else None,
+        data_style=args.data_style,
+        style_data=[parse_style_source(t) for t in args.style_data],
+        style_val=[parse_style_source(t) for t in args.style_val],
+        style_repeat=args.style_repeat,
     )
     run_stage(request)
     return 0

@@ -7,6 +7,7 @@ faster). Usage:
     python benchmarks/predictor.py --arch compact --prompts 100
     python benchmarks/predictor.py --arch vit_b --embed-repeats 3 --prompts 50
     python benchmarks/predictor.py --model resources/models/<name>   # a model folder
+    python benchmarks/predictor.py --arch vit_b --device cuda --embed-repeats 10
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--embed-repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -73,19 +75,26 @@ def main() -> None:
     rgb = np.repeat(pixels[:, :, None], 3, 2) if pixels.ndim == 2 else pixels
     print(f"model {model.name} ({model.config.name}, {model.config.img_size} px input), image "
           f"{image_path.name} {pixels.shape[1]}x{pixels.shape[0]}, threads {args.threads}, "
-          f"INT8 {model.is_int8}")
+          f"INT8 {model.is_int8}, device {args.device}")
 
-    ours = Predictor(model, device="cpu", cache=EmbeddingCache(max_bytes=0))
-    theirs = SamPredictor(model.sam)
+    ours = Predictor(model, device=args.device, cache=EmbeddingCache(max_bytes=0))
+    theirs = SamPredictor(model.sam.to(args.device))
+
+    def sync() -> None:  # CUDA runs asynchronously: time the work, not its launch
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+
     embed_ours, embed_theirs = [], []
     for _ in range(args.embed_repeats):
         ours.cache.clear()
         t = time.perf_counter()
         ours.set_image(pixels)
+        sync()
         embed_ours.append(time.perf_counter() - t)
         t = time.perf_counter()
         with torch.inference_mode():
             theirs.set_image(rgb)
+        sync()
         embed_theirs.append(time.perf_counter() - t)
     t = time.perf_counter()
     ours.set_image(pixels)

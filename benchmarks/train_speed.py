@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py --arch compact --steps 20
     python benchmarks/train_speed.py --arch vit_b --steps 3 --batch-size 2
+    python benchmarks/train_speed.py --arch vit_b --device cuda --steps 5 --batch-size 8
     python benchmarks/train_speed.py --pipeline --model FP32_MODEL_FOLDER   # S1+S2 on 50 images
 
 The step timing splits each step into data (batch assembly, augmentation, prompts) and
@@ -35,7 +36,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_stage(stage: str, arch: str, data, steps: int, batch: int, tmp: Path) -> dict[str, float]:
+def time_stage(stage: str, arch: str, data, steps: int, batch: int, tmp: Path, device: str = "cpu") -> dict[str, float]:
     torch.manual_seed(0)
     config = preset(arch)
     model = build_sam(config)
@@ -46,7 +47,7 @@ def time_stage(stage: str, arch: str, data, steps: int, batch: int, tmp: Path) -
         if stage == "stage2":
             groups, hooks = stage2(model, config, Stage2Config(), {})
     loop = LoopConfig(epochs=1, batch_size=batch)
-    trainer = Trainer(model, config, groups, data, data, tmp / stage, loop, EventWriter(None), hooks, "cpu", False)
+    trainer = Trainer(model, config, groups, data, data, tmp / stage, loop, EventWriter(None), hooks, device, False)
     original = trainer.forward.forward
     compute: list[float] = []
 
@@ -60,6 +61,8 @@ def time_stage(stage: str, arch: str, data, steps: int, batch: int, tmp: Path) -
         indices = trainer._batch(0, i % trainer.steps_per_epoch)[0]
         start = time.perf_counter()
         trainer.train_step(indices)
+        if device == "cuda":
+            torch.cuda.synchronize()
         end = time.perf_counter()
         if i:  # the first step warms up allocators and kernels
             totals.append(end - start)
@@ -103,6 +106,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--data", type=Path, default=DATA / "covidqu_ex" / "val", help="image/mask folder")
     parser.add_argument("--pipeline", action="store_true")
     parser.add_argument("--model", help="FP32 model folder for --pipeline")
     args = parser.parse_args()
@@ -112,12 +117,12 @@ def main() -> None:
         return
     config = preset(args.arch)
     t = time.perf_counter()
-    data = load_set(find_pairs(DATA / "covidqu_ex" / "val")[: args.images], config.img_size)
+    data = load_set(find_pairs(args.data)[: args.images], config.img_size)
     print(f"{args.arch}: {len(data)} images decoded to {config.img_size} px in {time.perf_counter() - t:.1f} s "
-          f"(once per run, cached); threads {args.threads}, batch {args.batch_size}")
+          f"(once per run, cached); threads {args.threads}, batch {args.batch_size}, device {args.device}")
     with tempfile.TemporaryDirectory() as tmp:
         for stage in args.stages.split(","):
-            r = time_stage(stage, args.arch, data, args.steps, args.batch_size, Path(tmp))
+            r = time_stage(stage, args.arch, data, args.steps, args.batch_size, Path(tmp), args.device)
             print(f"{stage:<7} {r['images_per_s']:7.2f} images/s  step {r['step_s']:.2f} s  "
                   f"data share {r['data_share'] * 100:4.1f} %  peak RSS {peak_rss_mib():.0f} MiB")
 

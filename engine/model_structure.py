@@ -13,6 +13,9 @@ model.json sections (both optional, ``null`` when absent; both enter the model h
     state-dict keys are ``<name>.weight_int8`` (int8), ``<name>.weight_scale`` and
     ``<name>.bias`` (FP32).
 
+``mask_styles``: the style names by output token (see :mod:`engine.mask_styles`), absent or
+    ``null`` for a model with one style. Names only: they change no arithmetic.
+
 ``qat``: ``{"layers": [...], "selection": ...}`` when the model was saved under Stage 2
     fake-quant. Fake-quant modules are not structure: they keep the plain keys, the folder holds
     the float weights and loads as a plain model (same function as any float model with these
@@ -41,6 +44,7 @@ from engine.adalora import (
 )
 from engine.errors import ModelLoadError
 from engine.int8_runtime import INT8_TYPES, Int8Linear, int8_layers, prepare_int8
+from engine.mask_styles import MASK_STYLES_ATTR, check_style_names, max_styles
 from engine.quant import QUANTIZABLE, SELECTION_ATTR, QuantSelection, fake_quant_layers
 
 #: Attribute holding the :class:`AdaLoraConfig` a model was wrapped with (set on load and by
@@ -72,7 +76,16 @@ def remember_adalora_config(model: nn.Module, config: AdaLoraConfig) -> None:
 
 def describe_structure(model: nn.Module) -> dict[str, Any]:
     """The ``adapter``, ``int8`` and ``qat`` sections of model.json for ``model`` as it is now."""
-    return {"adapter": describe_adapters(model), "int8": describe_int8(model), "qat": describe_qat(model)}
+    return {
+        "adapter": describe_adapters(model), "int8": describe_int8(model), "qat": describe_qat(model),
+        "mask_styles": describe_mask_styles(model),
+    }
+
+
+def describe_mask_styles(model: nn.Module) -> list[str] | None:
+    """Style names when the model has more than the default one, else None."""
+    styles = getattr(model, MASK_STYLES_ATTR, None)
+    return list(styles) if styles else None
 
 
 def describe_adapters(model: nn.Module) -> dict[str, Any] | None:
@@ -151,6 +164,12 @@ def prepare_structure(model: nn.Module, meta: dict[str, Any]) -> None:
     Raises:
         ModelLoadError: a section does not fit this model or uses unknown numerics.
     """
+    styles = meta.get("mask_styles")
+    if styles is not None:
+        try:
+            setattr(model, MASK_STYLES_ATTR, check_style_names(styles, max_styles(model)))
+        except ValueError as exc:
+            raise ModelLoadError(f"model.json 'mask_styles': {exc}") from exc
     adapter = meta.get("adapter")
     if adapter:
         _prepare_adapters(model, adapter)

@@ -17,6 +17,7 @@ import torch
 from engine.device import resolve_device
 from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.errors import PromptError
+from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
 from engine.preprocess import boxes_to_input, coords_to_input, masks_at_original, prepare_image
 from engine.prompts import validate_boxes, validate_points
@@ -83,6 +84,11 @@ class Predictor:
             self._features_on_device = None
 
     @property
+    def mask_styles(self) -> list[str]:
+        """The annotation conventions this model can draw (index 0 is the default)."""
+        return mask_styles(self.sam)
+
+    @property
     def is_image_set(self) -> bool:
         return self._current is not None
 
@@ -129,13 +135,18 @@ class Predictor:
         point_labels: object | None = None,
         mask_input: np.ndarray | None = None,
         multimask_output: bool = False,
+        style: str | int | None = None,
     ) -> Prediction:
         """Masks for one or several boxes and/or points, all in original-image pixels.
 
         ``boxes``: (4,) or (B, 4). ``points``: (N, 2) shared by every box, or (B, N, 2).
         ``mask_input``: (B or 1, 1, h, w) low-res logits from a previous call.
+        ``style``: the annotation convention (:mod:`engine.mask_styles`), default style 0.
         """
         self._require_image()
+        token = style_index(self.sam, style)
+        if token and multimask_output:
+            raise PromptError("several candidate masks are only available in the model's default style")
         start = time.perf_counter()
         with self._lock:
             size = self._current.original_size
@@ -168,7 +179,7 @@ class Predictor:
                 raise PromptError("give at least one box or one point")
             if mask_input is not None:
                 mask_t = self._mask_input_tensor(mask_input, batch)
-            masks, scores, low = self._decode(box_t, point_t, label_t, mask_t, multimask_output)
+            masks, scores, low = self._decode(box_t, point_t, label_t, mask_t, multimask_output, token)
         return Prediction(masks, scores, low, time.perf_counter() - start)
 
     def _mask_input_tensor(self, mask_input: np.ndarray, batch: int) -> torch.Tensor:
@@ -185,7 +196,7 @@ class Predictor:
         return torch.from_numpy(arr)
 
     @torch.inference_mode()
-    def _decode(self, boxes, points, labels, mask_input, multimask_output):
+    def _decode(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
         dev = self.device
         sparse, dense = self.sam.prompt_encoder(
             points=(points.to(dev), labels.to(dev)) if points is not None else None,
@@ -197,8 +208,10 @@ class Predictor:
             image_pe=self.sam.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
-            multimask_output=multimask_output,
+            multimask_output=multimask_output or token > 0,
         )
+        if token:  # the multimask output holds tokens 1..3
+            low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
         masks = masks_at_original(
             low_res, self._current.input_size, self._current.original_size, self.config.img_size,
             self.sam.mask_threshold,

@@ -19,15 +19,20 @@ def decode_per_prompt(
     sparse: torch.Tensor,
     dense: torch.Tensor,
     multimask_output: bool = False,
+    tokens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """N prompts, N embeddings (N x C x h x w) -> low-res logits N x M x 4h x 4w, IoU N x M."""
+    """N prompts, N embeddings (N x C x h x w) -> low-res logits N x M x 4h x 4w, IoU N x M.
+
+    ``tokens`` (N,) picks one output token per prompt (its mask style, see
+    :mod:`engine.mask_styles`); M is then 1 and ``multimask_output`` is ignored.
+    """
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
-    tokens = torch.cat((output_tokens, sparse), dim=1)
+    sequence = torch.cat((output_tokens, sparse), dim=1)
     src = embeddings + dense
     pos_src = image_pe.expand(src.shape[0], -1, -1, -1)
     b, c, h, w = src.shape
-    hs, src = decoder.transformer(src, pos_src, tokens)
+    hs, src = decoder.transformer(src, pos_src, sequence)
     iou_token_out = hs[:, 0, :]
     mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
     upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
@@ -38,6 +43,9 @@ def decode_per_prompt(
     b, c, h, w = upscaled.shape
     masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
     iou_pred = decoder.iou_prediction_head(iou_token_out)
+    if tokens is not None:
+        rows = torch.arange(masks.size(0), device=masks.device)
+        return masks[rows, tokens].unsqueeze(1), iou_pred[rows, tokens].unsqueeze(1)
     sl = slice(1, None) if multimask_output else slice(0, 1)
     return masks[:, sl], iou_pred[:, sl]
 
@@ -48,8 +56,10 @@ def predict_boxes(
     boxes: torch.Tensor,
     image_index: torch.Tensor,
     multimask_output: bool = False,
+    tokens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Box prompts (N x 4, input frame) on images ``image_index`` (N,) of ``features`` (B x C x h x w)."""
+    """Box prompts (N x 4, input frame) on images ``image_index`` (N,) of ``features`` (B x C x h x w);
+    ``tokens`` (N,) optionally picks each prompt's mask style."""
     sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
     return decode_per_prompt(
         sam.mask_decoder,
@@ -58,4 +68,5 @@ def predict_boxes(
         sparse,
         dense,
         multimask_output,
+        tokens,
     )

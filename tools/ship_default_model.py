@@ -1,7 +1,7 @@
 """Install a trained compact model as the shipped default and measure it for the model card.
 
     python tools/ship_default_model.py --base RUNS/compact-base/best \
-        --stage2 RUNS/compact-stage2/best --data ../shared/data
+        --stage2 RUNS/styled-stage2/best --data ../shared/data
 
 Writes resources/models/lungsam-compact-base (FP32 base stored as FP16: what users fine-tune
 from), resources/models/lungsam-compact-int8 (Stage 2 result, INT8 export with FP16 for the
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from engine.embedding_cache import EmbeddingCache  # noqa: E402
 from engine.int8_export import export_int8  # noqa: E402
 from engine.io import load_image  # noqa: E402
+from engine.mask_styles import mask_styles  # noqa: E402
 from engine.model_folder import load_model_folder, save_sam_folder  # noqa: E402
 from engine.predictor import Predictor  # noqa: E402
 from engine.quant import remove_fake_quant  # noqa: E402
@@ -121,6 +122,11 @@ def main() -> None:
     union = evaluate_model(int8_out, val, "union", device="cpu")
     per_lung = evaluate_model(int8_out, val, "per-lung", device="cpu")
     unseen = evaluate_model(int8_out, gb, "union", exclude=overlaps, device="cpu")
+    styles = mask_styles(load_model_folder(int8_out).sam)
+    for style in styles[1:]:  # other annotation conventions, on the unseen gb images
+        for prompt in ("union", "per-lung"):
+            key = f"gb_unseen_{prompt.replace('-', '_')}_{style}"
+            results[key] = evaluate_model(int8_out, gb, prompt, exclude=overlaps, device="cpu", style=style).summary
     with tempfile.TemporaryDirectory() as tmp:
         fp32_dir = Path(tmp) / "fp32"
         fp32 = load_model_folder(stage2_dir)
@@ -130,6 +136,11 @@ def main() -> None:
         merge_adalora(fp32.sam)
         save_sam_folder(fp32_dir, fp32.sam, fp32.config)
         fp32_union = evaluate_model(fp32_dir, val, "union", device="cpu")
+        for style in styles[1:]:
+            results[f"int8_vs_fp32_gb_{style}"] = compare_results(
+                evaluate_model(fp32_dir, gb, "union", exclude=overlaps, device="cpu", style=style),
+                evaluate_model(int8_out, gb, "union", exclude=overlaps, device="cpu", style=style),
+            )
         results["size_bytes"] = {"fp32_same_model": folder_bytes(fp32_dir), "int8": folder_bytes(int8_out),
                                  "base_fp16": folder_bytes(base_out)}
         cxr = load_image(sorted((val / "images").iterdir())[0]).pixels
@@ -156,6 +167,7 @@ def main() -> None:
         "covidqu_val_union_dice": d(union)["mean"], "covidqu_val_per_lung_dice": d(per_lung)["mean"],
         "per_lung_mean_of_lungs": per_lung.summary["metrics"].get("dice_lung_mean", {}).get("mean"),
         "gb_unseen_dice": d(unseen)["mean"], "gb_n": unseen.summary["n"],
+        **{k: v["metrics"]["dice"]["mean"] for k, v in results.items() if k.startswith("gb_unseen_")},
         "fp32_union_dice": d(fp32_union)["mean"], "int8_vs_fp32_dice": comparison["metrics"]["dice"],
         "sizes": results["size_bytes"], "latency": {k: v for k, v in results.items() if k.startswith("latency")},
     }, indent=2, default=str))

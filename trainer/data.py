@@ -7,6 +7,7 @@ memory as uint8 and optionally cached on disk as .npz keyed by the file list and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -99,7 +100,8 @@ class SampleSet:
 
     ``images``: N x S x S x 3 uint8; ``labels``: N x S x S uint8 (0 background, 1 lung on
     the image's left, 2 lung on the image's right); ``input_sizes``: N x 2 (h, w) of the
-    unpadded region; ``original_sizes``: N x 2.
+    unpadded region; ``original_sizes``: N x 2; ``styles``: N output tokens, the mask style
+    (annotation convention) each example's masks follow (default all 0).
     """
 
     names: list[str]
@@ -108,9 +110,22 @@ class SampleSet:
     input_sizes: np.ndarray
     original_sizes: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    styles: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.styles is None:
+            self.styles = np.zeros(len(self.names), np.int64)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def with_style(self, token: int) -> SampleSet:
+        """The same examples, all labelled with mask style ``token``."""
+        return dataclasses.replace(self, styles=np.full(len(self.names), token, np.int64))
+
+    def repeated(self, times: int) -> SampleSet:
+        """Each example ``times`` times: oversamples a small set mixed into a large one."""
+        return self.subset(np.tile(np.arange(len(self)), max(1, times)))
 
     def subset(self, indices: Iterable[int]) -> SampleSet:
         idx = np.asarray(list(indices), dtype=np.int64)
@@ -121,7 +136,23 @@ class SampleSet:
             self.input_sizes[idx],
             self.original_sizes[idx],
             list(self.skipped),
+            self.styles[idx],
         )
+
+
+def concat_sets(sets: list[SampleSet]) -> SampleSet:
+    """One set from several (same input size), keeping every example's style."""
+    if len(sets) == 1:
+        return sets[0]
+    return SampleSet(
+        [n for s in sets for n in s.names],
+        np.concatenate([s.images for s in sets]),
+        np.concatenate([s.labels for s in sets]),
+        np.concatenate([s.input_sizes for s in sets]),
+        np.concatenate([s.original_sizes for s in sets]),
+        [k for s in sets for k in s.skipped],
+        np.concatenate([s.styles for s in sets]),
+    )
 
 
 def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:

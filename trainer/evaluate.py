@@ -32,6 +32,7 @@ import numpy as np
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
 from engine.io import LoadedImage, load_image
+from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor
 from engine.registry import load_model
@@ -236,7 +237,7 @@ def prompt_boxes(gt: GroundTruth, prompt: str) -> tuple[np.ndarray, list[int]]:
 
 
 def evaluate_image(
-    predictor: Any, gt: GroundTruth, prompt: str, timing: dict[str, float]
+    predictor: Any, gt: GroundTruth, prompt: str, timing: dict[str, float], style: str | None = None
 ) -> dict[str, Any]:
     """Scores of one image (a result row without ``name`` and ``seconds``); adds to ``timing``."""
     start = time.perf_counter()
@@ -244,7 +245,7 @@ def evaluate_image(
     prompted = time.perf_counter()
     predictor.set_image(gt.image.pixels)
     embedded = time.perf_counter()
-    masks = np.asarray(predictor.predict(boxes=boxes).masks)[:, 0]
+    masks = np.asarray(predictor.predict(boxes=boxes, style=style).masks)[:, 0]
     decoded = time.perf_counter()
     scores = mask_metrics(masks.any(axis=0), gt.union, gt.image.pixel_spacing)
     row: dict[str, Any] = {"height": gt.union.shape[0], "width": gt.union.shape[1]}
@@ -278,12 +279,14 @@ def evaluate_model(
     device: str = "auto",
     limit: int | None = None,
     progress: Progress | None = None,
+    style: str | None = None,
 ) -> EvalResult:
     """Score ``model`` (loaded, or anything :func:`engine.registry.load_model` accepts) on
     ``data_dir/images`` + ``data_dir/masks`` (+ ``masks_left``/``masks_right``).
 
     ``exclude``: image names (stems or file names) to leave out; ``limit``: the first N pairs
-    only; ``progress(done, total)`` is called after every pair, skipped ones included.
+    only; ``progress(done, total)`` is called after every pair, skipped ones included;
+    ``style``: the model's mask style to score (default its first).
     Raises :class:`LungSamError` for a bad prompt kind, a missing folder or when no pair is
     usable.
     """
@@ -296,6 +299,7 @@ def evaluate_model(
     if limit is not None:
         pairs = pairs[: max(0, int(limit))]
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    style_name = mask_styles(loaded.sam)[style_index(loaded.sam, style)]
     # Every image is embedded once: a one-item cache avoids holding hundreds of embeddings.
     predictor = Predictor(loaded, device=device, cache=EmbeddingCache(max_bytes=0))
     timing = dict.fromkeys(PHASES, 0.0)
@@ -312,7 +316,7 @@ def evaluate_model(
                 progress(i + 1, len(pairs))
             continue
         timing["load"] += time.perf_counter() - start
-        row = {"name": pair.name, **evaluate_image(predictor, gt, prompt, timing)}
+        row = {"name": pair.name, **evaluate_image(predictor, gt, prompt, timing, style_name)}
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
         if progress:
@@ -327,6 +331,7 @@ def evaluate_model(
         "n_skipped": len(skipped),
         "skipped": skipped,
         "prompt": prompt,
+        "style": style_name,
         "data_dir": str(data_dir),
         "model": {
             "name": loaded.name,

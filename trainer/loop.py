@@ -29,7 +29,7 @@ from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import SampleSet
 from trainer.events import EventWriter
 from trainer.losses import segmentation_loss
-from trainer.prompts import PROMPT_KINDS, batch_prompts
+from trainer.prompts import batch_prompts
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -101,27 +101,43 @@ def images_to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="cpu") -> dict[str, float]:
-    """Mean Dice in the input frame for both-lung and per-lung boxes (no jitter)."""
+    """Mean Dice in the input frame for both-lung and per-lung boxes (no jitter), per mask style.
+
+    Style 0 reports ``val_dice`` / ``val_dice_per_lung``; another style k present in ``data``
+    adds ``val_dice_style{k}`` / ``val_dice_per_lung_style{k}``. ``val_score``, which picks
+    the best epoch, weighs every style equally, so a small set of a second convention is
+    not drowned by a large first one.
+    """
     model.eval()
-    sums = {k: [] for k in PROMPT_KINDS}
+    dice_by: dict[tuple[int, str], list[float]] = {}
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
         x = normalize_and_pad(images_to_input(data.images[sl]).to(device), config)
         labels = torch.as_tensor(data.labels[sl])
         boxes, idx, targets, kinds = batch_prompts(labels, limits=data.input_sizes[sl])
+        tokens = torch.as_tensor(data.styles[sl])[idx]
         feats = model.image_encoder(x)
-        low, _ = predict_boxes(model, feats, boxes.to(device), idx.to(device))
+        low, _ = predict_boxes(model, feats, boxes.to(device), idx.to(device), tokens=tokens.to(device))
         logits = F.interpolate(low, (config.img_size, config.img_size), mode="bilinear", align_corners=False)[:, 0]
         pred = (logits > 0).cpu().float()
         inter = (pred * targets).flatten(1).sum(1)
         denom = pred.flatten(1).sum(1) + targets.flatten(1).sum(1)
         dice = (2 * inter / denom.clamp_min(1)).numpy()
-        for kind, d in zip(kinds, dice, strict=True):
-            sums[kind].append(float(d))
-    union = float(np.mean(sums["union"])) if sums["union"] else float("nan")
-    lungs = sums["image_left"] + sums["image_right"]
-    per_lung = float(np.mean(lungs)) if lungs else float("nan")
-    return {"val_dice": union, "val_dice_per_lung": per_lung, "val_score": (union + per_lung) / 2}
+        for kind, token, d in zip(kinds, tokens.tolist(), dice, strict=True):
+            dice_by.setdefault((token, kind), []).append(float(d))
+    metrics: dict[str, float] = {}
+    scores = []
+    for token in sorted({t for t, _ in dice_by}) or [0]:
+        union_list = dice_by.get((token, "union"), [])
+        lungs = dice_by.get((token, "image_left"), []) + dice_by.get((token, "image_right"), [])
+        union = float(np.mean(union_list)) if union_list else float("nan")
+        per_lung = float(np.mean(lungs)) if lungs else float("nan")
+        suffix = "" if token == 0 else f"_style{token}"
+        metrics[f"val_dice{suffix}"] = union
+        metrics[f"val_dice_per_lung{suffix}"] = per_lung
+        scores.append(float(np.nanmean([union, per_lung])) if lungs or union_list else float("nan"))
+    metrics["val_score"] = float(np.mean(scores))
+    return metrics
 
 
 class BoxForward(torch.nn.Module):
@@ -132,8 +148,8 @@ class BoxForward(torch.nn.Module):
         super().__init__()
         self.sam = sam
 
-    def forward(self, x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor):
-        return predict_boxes(self.sam, self.sam.image_encoder(x), boxes, index)
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor, tokens: torch.Tensor):
+        return predict_boxes(self.sam, self.sam.image_encoder(x), boxes, index, tokens=tokens)
 
 
 class Trainer:
@@ -234,10 +250,11 @@ class Trainer:
         boxes, idx, targets, _ = batch_prompts(labels, jitter_px=self.loop.jitter_px, generator=gen, limits=limits)
         if len(boxes) == 0:
             return {}
+        tokens = torch.as_tensor(self.train_set.styles[indices])[idx]
         x = normalize_and_pad(images.to(self.device), self.config)
         amp = autocast_dtype(self.loop.amp, self.device)
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            low, iou = self.forward(x, boxes.to(self.device), idx.to(self.device))
+            low, iou = self.forward(x, boxes.to(self.device), idx.to(self.device), tokens.to(self.device))
         low, iou = low.float(), iou.float()
         logits = F.interpolate(low, (self.config.img_size,) * 2, mode="bilinear", align_corners=False)[:, 0]
         loss, parts = segmentation_loss(logits, targets.to(self.device), iou[:, 0])

@@ -19,7 +19,7 @@ from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
 from engine.registry import load_model
 from engine.sam_config import preset
-from trainer.data import find_pairs, load_set, split_pairs
+from trainer.data import concat_sets, find_pairs, load_set, split_pairs
 from trainer.events import EventWriter
 from trainer.loop import DistInfo, LoopConfig, Trainer, check_disk_space, init_distributed
 from trainer.provenance import provenance
@@ -34,6 +34,7 @@ from trainer.stages import (
     start_model,
     trainable_summary,
 )
+from trainer.styles import apply_style_names, style_sets, token_of
 
 # (epochs, batch size) per stage when the user gives none.
 STAGE_DEFAULTS = {"base": (30, 16), "stage1": (15, 8), "stage2": (5, 8)}
@@ -71,6 +72,11 @@ class TrainRequest:
     rank_max: int | None = None
     rank_target: int | None = None
     log_every: int | None = None
+    styles: list[str] | None = None
+    data_style: str | None = None
+    style_data: list[tuple[str, Path]] | None = None
+    style_val: list[tuple[str, Path]] | None = None
+    style_repeat: int = 1
 
 
 def state_digest(model: torch.nn.Module) -> str:
@@ -228,8 +234,16 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     if req.val_limit:
         val_pairs = val_pairs[: req.val_limit]
     events.emit("loading", train_pairs=len(train_pairs), val_pairs=len(val_pairs))
-    train = load_set(train_pairs, config.img_size, cache)
-    val = load_set(val_pairs, config.img_size, cache)
+    styles = apply_style_names(model, list(req.styles or []), req.stage)
+    main_token = token_of(styles, req.data_style)
+    train = load_set(train_pairs, config.img_size, cache).with_style(main_token)
+    val = load_set(val_pairs, config.img_size, cache).with_style(main_token)
+    extra_train, extra_val = style_sets(
+        list(req.style_data or []), list(req.style_val or []), styles,
+        lambda folder: find_pairs(folder, exclude), lambda pairs: load_set(pairs, config.img_size, cache),
+        req.style_repeat, req.seed,
+    )
+    train, val = concat_sets([train, *extra_train]), concat_sets([val, *extra_val])
     for name, reason in train.skipped + val.skipped:
         events.emit("warning", file=name, reason=reason)
     defaults = STAGE_DEFAULTS[req.stage]
@@ -244,7 +258,9 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     data_info = {
         "train": str(req.data), "val": str(req.val), "train_images": len(train),
         "val_images": len(val), "skipped": len(train.skipped) + len(val.skipped),
-        "excluded": len(exclude),
+        "excluded": len(exclude), "mask_styles": styles,
+        "style_data": {name: str(folder) for name, folder in req.style_data or []},
+        "style_repeat": req.style_repeat,
     }
     prov = provenance(req.stage, data_info, {"loop": asdict(loop)}, req.model or req.arch)
     steps_per_epoch = max(1, len(train) // (loop.batch_size * dist_world()))

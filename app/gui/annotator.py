@@ -35,6 +35,7 @@ class Annotator(QObject):
         self.image_id = 0
         self.label = "lungs"
         self.model: tuple[str, str] | None = None  # (name, hash) of the model in the worker
+        self.style: str | None = None  # mask style asked of the model (None: its first)
         self.opacity, self.outline, self.masks_visible = 0.45, False, True
         self._ids = itertools.count(1)
         self._pending: dict[str, Snapshot] = {}  # label -> state before the current drag
@@ -105,6 +106,19 @@ class Annotator(QObject):
         self.canvas.set_points(label, [], [])
         self._send(label, final, mask_input=None)
 
+    def set_style(self, style: str | None) -> None:
+        """Draw later masks in ``style``; the current label's box is re-run at once (undoable)."""
+        if style == self.style:
+            return
+        self.style = style
+        if not self._editable():
+            return
+        prompt = self.session.prompts.get(self.label)
+        if prompt is None or (prompt.box is None and not prompt.points):
+            return
+        self._pending.setdefault(self.label, self.session.snapshot([self.label]))
+        self._send(self.label, True, mask_input=None)
+
     def _point_clicked(self, x: float, y: float, positive: bool) -> None:
         if not self._editable():
             return
@@ -133,6 +147,7 @@ class Annotator(QObject):
             mask_input=mask_input,
             final=final,
             sent=time.perf_counter(),
+            style=self.style,
         )
         self.last_request = request
         self.worker.submit(request)

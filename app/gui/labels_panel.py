@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QLabel,
@@ -44,6 +45,12 @@ ANATOMY_NOTE = (
     "(standard PA/AP view, patient facing you)."
 )
 
+STYLE_TIP = (
+    "The annotation convention the model draws; changing it redraws the current label. "
+    "'visible': the radiographically visible lung (COVID-QU-Ex). 'anatomical': also the lung "
+    "behind the heart and in the posterior recesses, as radiologists often draw it."
+)
+
 
 def swatch(color: QColor, size: int = 12) -> QPixmap:
     pixmap = QPixmap(size, size)
@@ -56,6 +63,7 @@ class LabelsPanel(QWidget):
     opacity_changed = Signal(float)
     outline_toggled = Signal(bool)
     brush_changed = Signal(int)
+    style_chosen = Signal(str)
 
     def __init__(self, parent=None) -> None:  # noqa: ANN001
         super().__init__(parent)
@@ -95,12 +103,36 @@ class LabelsPanel(QWidget):
         form.addRow("Brush radius ([ / ])", self.brush)
         layout.addWidget(view)
 
+        self.style_box = QGroupBox("Mask style")
+        style_layout = QVBoxLayout(self.style_box)
+        self.style = QComboBox()
+        self.style.setToolTip(STYLE_TIP)
+        self.style.currentTextChanged.connect(lambda name: name and self.style_chosen.emit(name))
+        style_layout.addWidget(self.style)
+        self.style_note = QLabel(STYLE_TIP)
+        self.style_note.setWordWrap(True)
+        self.style_note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
+        style_layout.addWidget(self.style_note)
+        self.style_box.setVisible(False)
+        layout.addWidget(self.style_box)
+
         self.info = QLabel("")
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.info)
         layout.addStretch(1)
         self.buttons["lungs"].setChecked(True)
+
+    def set_styles(self, names: list[str] | tuple[str, ...], current: str | None) -> str:
+        """Offer the model's mask styles (hidden when it has one); returns the selected one."""
+        chosen = current if current in names else names[0]
+        self.style.blockSignals(True)
+        self.style.clear()
+        self.style.addItems(list(names))
+        self.style.setCurrentText(chosen)
+        self.style.blockSignals(False)
+        self.style_box.setVisible(len(names) > 1)
+        return chosen
 
     def set_label(self, label: str) -> None:
         self.buttons[label].setChecked(True)

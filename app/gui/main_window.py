@@ -138,6 +138,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.panel.opacity_changed.connect(self._set_opacity)
         self.panel.outline_toggled.connect(self._set_outline)
         self.panel.brush_changed.connect(self.canvas.set_brush_radius)
+        self.panel.style_chosen.connect(self.annotator.set_style)
         self.canvas.window_dragged.connect(self._window_dragged)
         self.model_menu.model_chosen.connect(lambda spec: self.load_model(spec, self.device))
         self.model_menu.device_chosen.connect(lambda dev: self.load_model(self.model_spec, dev))
@@ -167,6 +168,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.model_menu.device = self.device
         self.model_info = info
         self.annotator.model = (info.name, info.model_hash)
+        self.annotator.style = self.panel.set_styles(info.styles, self.annotator.style)
         self.model_menu.current_source = info.source
         self.status.set_model(info.name, info.device)
         self.loader.set_model(info.model, info.device)

@@ -42,6 +42,7 @@ class PredictRequest:
     mask_input: np.ndarray | None = field(default=None, compare=False)  # (1, 1, h, w) logits
     final: bool = False
     sent: float = field(default_factory=time.perf_counter)
+    style: str | None = None  # the model's mask style (annotation convention); None = its first
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ModelInfo:
     model_hash: str
     source: str
     model: Any  # engine LoadedModel, shared with the prefetcher
+    styles: tuple[str, ...] = ("default",)
 
 
 class LatestMailbox:
@@ -156,7 +158,8 @@ class ModelWorker(QObject):
             else:
                 self.predictor.set_model(model, device=device)
             self.image_id = None
-            info = ModelInfo(model.name, str(self.predictor.device), model.model_hash, model.source, model)
+            info = ModelInfo(model.name, str(self.predictor.device), model.model_hash, model.source, model,
+                             tuple(self.predictor.mask_styles))
         except LungSamError as exc:
             self.busy.emit("")
             self.model_failed.emit(str(exc))
@@ -209,6 +212,7 @@ class ModelWorker(QObject):
                 points=request.points or None,
                 point_labels=request.point_labels or None,
                 mask_input=request.mask_input,
+                style=request.style,
             )
         except Exception as exc:  # noqa: BLE001 - PromptError and friends go to the status bar
             self.predict_failed.emit(request, str(exc))

@@ -91,3 +91,39 @@ def test_segment_command_never_imports_qt(model_dir, image_file, tmp_path):
         "assert rc == 0; assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_segment_and_eval_draw_the_asked_mask_style(tiny_sam, image_file, tmp_path, capsys):
+    from engine.mask_styles import add_mask_style, set_mask_styles
+    from engine.model_folder import save_sam_folder
+
+    sam, config = tiny_sam
+    set_mask_styles(sam, ["visible"])
+    add_mask_style(sam, "anatomical")
+    with torch.no_grad():
+        for p in sam.mask_decoder.output_hypernetworks_mlps[1].parameters():
+            p.mul_(-1.5)
+    folder = save_sam_folder(tmp_path / "styled", sam, config)
+    box = [5, 10, 70, 90]
+    pred = Predictor(load_model(folder), device="cpu")
+    pred.set_image(np.array(Image.open(image_file)))
+    for style in ("visible", "anatomical"):
+        out = tmp_path / style
+        assert main(["segment", str(image_file), "--box", "5,10,70,90", "--model", str(folder),
+                     "--device", "cpu", "--style", style, "-o", str(out)]) == 0
+        written = np.array(Image.open(out / "chest (1).png")) > 0
+        assert np.array_equal(written, pred.predict(boxes=box, style=style).masks[0, 0]), style
+    assert not np.array_equal(np.array(Image.open(tmp_path / "visible" / "chest (1).png")),
+                              np.array(Image.open(tmp_path / "anatomical" / "chest (1).png")))
+    capsys.readouterr()
+    rc = main(["segment", str(image_file), "--box", "5,10,70,90", "--model", str(folder), "--style", "wide",
+               "-o", str(tmp_path / "never")])
+    assert rc == 2 and not (tmp_path / "never").exists()
+    assert "unknown mask style 'wide'; this model has: visible, anatomical" in capsys.readouterr().err
+
+
+def test_models_lists_installed_models_with_their_styles(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "* lungsam-compact-int8" in out and "styles: visible, anatomical" in out
+    assert "lungsam-compact-base" in out

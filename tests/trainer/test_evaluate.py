@@ -124,7 +124,7 @@ class OraclePredictor:
     def set_image(self, pixels: np.ndarray) -> None:
         self.current = self.truth[np.ascontiguousarray(pixels).tobytes()]
 
-    def predict(self, boxes) -> SimpleNamespace:
+    def predict(self, boxes, style=None) -> SimpleNamespace:
         union = self.current
         boxes = np.asarray(boxes)
         self.calls.append(len(boxes))
@@ -168,7 +168,7 @@ def test_hd95_is_in_mm_when_the_image_has_a_pixel_spacing(model_dir, tmp_path, m
         def set_image(self, pixels):
             pass
 
-        def predict(self, boxes):
+        def predict(self, boxes, style=None):
             return SimpleNamespace(masks=np.roll(mask, 4, axis=1)[None, None])
 
     real_load = evaluate_mod.load_image
