@@ -100,27 +100,33 @@ class Predictor:
     # -- image -----------------------------------------------------------------------------
     def embed(self, image: np.ndarray) -> tuple[CachedEmbedding, EmbeddingInfo]:
         """Embedding of ``image`` from the cache or the encoder (does not change the current image)."""
+        item, info, _ = self._embed(image)
+        return item, info
+
+    def _embed(self, image: np.ndarray) -> tuple[CachedEmbedding, EmbeddingInfo, torch.Tensor | None]:
+        """Also returns the encoder output still on the device when it was just computed,
+        so ``set_image`` on a GPU does not copy the features back up from the CPU cache."""
         digest = image_hash(image)
         key = EmbeddingCache.key(digest, self.model.model_hash)
         start = time.perf_counter()
         with self._lock:
             cached = self.cache.get(key)
             if cached is not None:
-                return cached, EmbeddingInfo(digest, time.perf_counter() - start, True)
-            prepared = prepare_image(image, self.config)
+                return cached, EmbeddingInfo(digest, time.perf_counter() - start, True), None
+            prepared = prepare_image(image, self.config, self.device)
             with torch.inference_mode():
-                features = self.sam.image_encoder(prepared.tensor.to(self.device))
-            item = CachedEmbedding(features.float().cpu(), prepared.input_size, prepared.original_size)
+                features = self.sam.image_encoder(prepared.tensor).float()
+            item = CachedEmbedding(features.cpu(), prepared.input_size, prepared.original_size)
             self.cache.put(key, item)
-        return item, EmbeddingInfo(digest, time.perf_counter() - start, False)
+        return item, EmbeddingInfo(digest, time.perf_counter() - start, False), features
 
     def set_image(self, image: np.ndarray) -> EmbeddingInfo:
         """Make ``image`` (grey or RGB uint8, any size) current; encodes it unless cached."""
-        item, info = self.embed(image)
+        item, info, on_device = self._embed(image)
         with self._lock:
             self._current = item
             self._current_hash = info.image_hash
-            self._features_on_device = item.features.to(self.device)
+            self._features_on_device = on_device if on_device is not None else item.features.to(self.device)
         return info
 
     def prefetch(self, image: np.ndarray) -> EmbeddingInfo:

@@ -66,18 +66,22 @@ class PreparedImage:
     original_size: tuple[int, int]  # (H, W) of the image as loaded
 
 
-def prepare_image(image: np.ndarray, config: SamConfig) -> PreparedImage:
-    """Grey/RGB uint8 image of any size -> normalised, padded 1x3xSxS tensor.
+def prepare_image(image: np.ndarray, config: SamConfig, device: torch.device | str | None = None) -> PreparedImage:
+    """Grey/RGB uint8 image of any size -> normalised, padded 1x3xSxS tensor on ``device``.
 
     Grey images are resized as one channel and replicated afterwards: the same pixels as
-    resizing the RGB copy, at a third of the cost on large radiographs.
+    resizing the RGB copy, at a third of the cost on large radiographs. The uint8 pixels
+    travel to the device and are normalised there (a quarter of the bytes of float32).
     """
     grey = image if image.ndim == 2 else (image[:, :, 0] if image.shape[2] == 1 else None)
     if grey is not None:
         resized = as_rgb(resize_to_input(np.ascontiguousarray(grey), config.img_size))
     else:
         resized = resize_to_input(as_rgb(image), config.img_size)
-    tensor = torch.from_numpy(np.array(resized, copy=True)).permute(2, 0, 1)[None].float()
+    tensor = torch.from_numpy(np.array(resized, copy=True)).permute(2, 0, 1)[None]
+    if device is not None:
+        tensor = tensor.to(device)
+    tensor = tensor.float()
     return PreparedImage(
         tensor=normalize_and_pad(tensor, config),
         input_size=(resized.shape[0], resized.shape[1]),
@@ -113,8 +117,11 @@ def masks_at_original(
     to the original size), but the last, expensive step runs in OpenCV per mask, whose
     INTER_LINEAR uses the same half-pixel-centre bilinear as ``align_corners=False``.
     """
+    if low_res.device.type != "cpu":  # a GPU upsamples faster than it copies float logits back
+        up = logits_to_original(low_res.float(), input_size, original_size, img_size)
+        return (up > threshold).cpu().numpy()
     up = F.interpolate(low_res.float(), (img_size, img_size), mode="bilinear", align_corners=False)
-    up = up[..., : input_size[0], : input_size[1]].cpu().numpy()
+    up = up[..., : input_size[0], : input_size[1]].numpy()
     height, width = original_size
     b, c = up.shape[:2]
     out = np.empty((b, c, height, width), dtype=bool)

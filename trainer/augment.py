@@ -27,9 +27,13 @@ class AugmentConfig:
 def augment_batch(
     images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """images B x 3 x S x S float (0-255), labels B x S x S long -> augmented copies."""
+    """images B x 3 x S x S float (0-255), labels B x S x S long -> augmented copies.
+
+    The random draws come from ``generator`` on the CPU (so a run replays the same way on any
+    device); the pixel work runs where ``images`` are, a GPU included.
+    """
     b = images.shape[0]
-    rnd = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    rnd = lambda *shape: torch.rand(*shape, generator=generator).to(images.device)  # noqa: E731
     apply = rnd(b) < cfg.probability
     angle = (rnd(b) * 2 - 1) * math.radians(cfg.rotate_deg) * apply
     scale = 1 + (rnd(b) * 2 - 1) * cfg.scale * apply

@@ -112,7 +112,7 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
     dice_by: dict[tuple[int, str], list[float]] = {}
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        x = normalize_and_pad(images_to_input(data.images[sl]).to(device), config)
+        x = normalize_and_pad(images_to_input(torch.as_tensor(data.images[sl]).to(device)), config)
         labels = torch.as_tensor(data.labels[sl])
         boxes, idx, targets, kinds = batch_prompts(labels, limits=data.input_sizes[sl])
         tokens = torch.as_tensor(data.styles[sl])[idx]
@@ -242,8 +242,8 @@ class Trainer:
     def train_step(self, indices: np.ndarray) -> dict[str, float]:
         self.model.train()
         gen = torch.Generator().manual_seed(self.loop.seed * 1_000_003 + self.step)
-        images = images_to_input(self.train_set.images[indices])
-        labels = torch.as_tensor(self.train_set.labels[indices]).long()
+        images = images_to_input(torch.as_tensor(self.train_set.images[indices]).to(self.device))
+        labels = torch.as_tensor(self.train_set.labels[indices]).to(self.device).long()
         if self.loop.augment:
             images, labels = augment_batch(images, labels, AugmentConfig(), gen)
         limits = self.train_set.input_sizes[indices]
@@ -251,7 +251,7 @@ class Trainer:
         if len(boxes) == 0:
             return {}
         tokens = torch.as_tensor(self.train_set.styles[indices])[idx]
-        x = normalize_and_pad(images.to(self.device), self.config)
+        x = normalize_and_pad(images, self.config)
         amp = autocast_dtype(self.loop.amp, self.device)
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             low, iou = self.forward(x, boxes.to(self.device), idx.to(self.device), tokens.to(self.device))
