@@ -74,6 +74,8 @@ def main() -> int:
     parser.add_argument("--model", help="model name, folder or .pth (default: the shipped default)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "lungsam-screenshots")
     parser.add_argument("--size", default="1400x900")
+    parser.add_argument("--style", help="mask style to draw in (e.g. anatomical; default the model's first)")
+    parser.add_argument("--prefix", default="main_window", help="file name prefix of the screenshots")
     args = parser.parse_args()
 
     from PySide6.QtWidgets import QApplication
@@ -93,6 +95,10 @@ def main() -> int:
         window.resize(width, height)
         window.show()
         spin(app, lambda: not window.model_loading)
+        if args.style:
+            window.panel.style.setCurrentText(args.style)
+            if window.annotator.style != args.style:
+                raise SystemExit(f"the model has no mask style {args.style!r}")
         window.open_paths([tmp])
         row = next(i for i, r in enumerate(window.project.records) if r.rel_path == chosen.name)
         window.go_to(row)
@@ -106,11 +112,11 @@ def main() -> int:
         spin(app, lambda: window.status.latency.text() != "box->mask: -" or window.model_info is None)
         app.processEvents()
         args.out.mkdir(parents=True, exist_ok=True)
-        filled = args.out / "main_window.png"
+        filled = args.out / f"{args.prefix}.png"
         window.grab().save(str(filled))
         window.on_toggle_outline(True)
         app.processEvents()
-        outline = args.out / "main_window_outline.png"
+        outline = args.out / f"{args.prefix}_outline.png"
         window.grab().save(str(outline))
         window.close()
         print(filled)
