@@ -156,7 +156,7 @@ class Annotator(QObject):
         request = result.request
         if self.session is None or request.image_id != self.image_id:
             return
-        self.session.set_model_mask(request.label, result.mask, result.low_res_logits, self.model)
+        self.session.set_model_mask(request.label, result.mask, result.low_res_logits, self._provenance(request))
         self.canvas.set_mask(request.label, self.session.masks[request.label], LABEL_COLORS[request.label])
         self.restyle()
         self.results += 1
@@ -167,6 +167,14 @@ class Annotator(QObject):
         if request.final:
             self._finish(request.label)
         self.changed.emit()
+
+    def _provenance(self, request: PredictRequest) -> tuple[str, str] | None:
+        """(model name, hash) saved with the mask; a non-default style joins the name, so a
+        saved mask says which convention drew it."""
+        if self.model is None:
+            return None
+        name, digest = self.model
+        return (f"{name} [{request.style}]" if request.style not in (None, "default") else name, digest)
 
     def _predict_failed(self, request: PredictRequest, message: str) -> None:
         self.message.emit(message)

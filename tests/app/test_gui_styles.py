@@ -56,6 +56,7 @@ def test_switching_style_redraws_the_box_in_that_style_and_undo_restores(
     wait_settled(qtbot, window)
     assert window.annotator.last_request.style == "anatomical"
     assert np.array_equal(window.annotator.session.masks["lungs"], anatomical)
+    assert window.annotator.session.model_name == "styled [anatomical]"  # saved with the mask
     window.annotator.undo()
     assert np.array_equal(window.annotator.session.masks["lungs"], visible)
 
