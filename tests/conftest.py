@@ -33,6 +33,21 @@ def tiny_sam():
 
 
 @pytest.fixture
+def styled_tiny_sam(tiny_sam):
+    """The tiny SAM with two mask styles, ``visible`` and ``anatomical``, whose heads differ
+    (the second one's hypernetwork MLP is scaled by -1.5), so a wrong style shows."""
+    from engine.mask_styles import add_mask_style, set_mask_styles
+
+    sam, config = tiny_sam
+    set_mask_styles(sam, ["visible"])
+    add_mask_style(sam, "anatomical")
+    with torch.no_grad():
+        for p in sam.mask_decoder.output_hypernetworks_mlps[1].parameters():
+            p.mul_(-1.5)
+    return sam, config
+
+
+@pytest.fixture
 def loaded_tiny(tiny_sam):
     from engine.model_folder import LoadedModel
 

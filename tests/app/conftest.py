@@ -13,18 +13,22 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 
-@pytest.fixture
-def gui_model(tiny_sam, tmp_path, monkeypatch) -> Path:
-    """The tiny SAM saved as the shipped default (LUNGSAM_RESOURCES/models/DEFAULT)."""
+def install_default(sam, config, name: str, tmp_path: Path, monkeypatch) -> Path:
+    """Save ``sam`` as the shipped default (LUNGSAM_RESOURCES/models/DEFAULT) of this test."""
     from engine.model_folder import save_sam_folder
 
-    sam, config = tiny_sam
     resources = tmp_path / "resources"
-    folder = save_sam_folder(resources / "models" / "tiny-default", sam, config, extra_meta={"name": "tiny-default"})
-    (resources / "models" / "DEFAULT").write_text("tiny-default\n")
+    folder = save_sam_folder(resources / "models" / name, sam, config, extra_meta={"name": name})
+    (resources / "models" / "DEFAULT").write_text(name + "\n")
     monkeypatch.setenv("LUNGSAM_RESOURCES", str(resources))
     monkeypatch.setenv("LUNGSAM_MODELS", str(tmp_path / "user-models"))
     return folder
+
+
+@pytest.fixture
+def gui_model(tiny_sam, tmp_path, monkeypatch) -> Path:
+    """The tiny SAM installed as the shipped default."""
+    return install_default(*tiny_sam, "tiny-default", tmp_path, monkeypatch)
 
 
 @pytest.fixture

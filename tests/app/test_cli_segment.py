@@ -93,17 +93,10 @@ def test_segment_command_never_imports_qt(model_dir, image_file, tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
-def test_segment_and_eval_draw_the_asked_mask_style(tiny_sam, image_file, tmp_path, capsys):
-    from engine.mask_styles import add_mask_style, set_mask_styles
+def test_segment_writes_the_asked_mask_style(styled_tiny_sam, image_file, tmp_path, capsys):
     from engine.model_folder import save_sam_folder
 
-    sam, config = tiny_sam
-    set_mask_styles(sam, ["visible"])
-    add_mask_style(sam, "anatomical")
-    with torch.no_grad():
-        for p in sam.mask_decoder.output_hypernetworks_mlps[1].parameters():
-            p.mul_(-1.5)
-    folder = save_sam_folder(tmp_path / "styled", sam, config)
+    folder = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
     box = [5, 10, 70, 90]
     pred = Predictor(load_model(folder), device="cpu")
     pred.set_image(np.array(Image.open(image_file)))

@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from engine.predictor import Predictor
 from engine.registry import load_model
-from tests.app.conftest import drag_box, wait_ready, wait_settled
-
-
-def styled_default(tiny_sam, tmp_path, monkeypatch):
-    """The tiny SAM with a second style whose head is flipped, installed as the default."""
-    from engine.mask_styles import add_mask_style, set_mask_styles
-    from engine.model_folder import save_sam_folder
-
-    sam, config = tiny_sam
-    set_mask_styles(sam, ["visible"])
-    add_mask_style(sam, "anatomical")
-    with torch.no_grad():
-        for p in sam.mask_decoder.output_hypernetworks_mlps[1].parameters():
-            p.mul_(-1.5)
-    resources = tmp_path / "resources"
-    folder = save_sam_folder(resources / "models" / "styled", sam, config, extra_meta={"name": "styled"})
-    (resources / "models" / "DEFAULT").write_text("styled\n")
-    monkeypatch.setenv("LUNGSAM_RESOURCES", str(resources))
-    monkeypatch.setenv("LUNGSAM_MODELS", str(tmp_path / "user-models"))
-    return folder
+from tests.app.conftest import drag_box, install_default, wait_ready, wait_settled
 
 
 def test_one_style_models_show_no_style_choice(gui_model, image_folder, make_window):
@@ -36,9 +16,9 @@ def test_one_style_models_show_no_style_choice(gui_model, image_folder, make_win
 
 
 def test_switching_style_redraws_the_box_in_that_style_and_undo_restores(
-    qtbot, tiny_sam, tmp_path, monkeypatch, image_folder, make_window
+    qtbot, styled_tiny_sam, tmp_path, monkeypatch, image_folder, make_window
 ):
-    folder = styled_default(tiny_sam, tmp_path, monkeypatch)
+    folder = install_default(*styled_tiny_sam, "styled", tmp_path, monkeypatch)
     window = make_window([image_folder])
     assert window.panel.style_box.isVisibleTo(window.panel)
     assert [window.panel.style.itemText(i) for i in range(window.panel.style.count())] == ["visible", "anatomical"]

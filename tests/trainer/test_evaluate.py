@@ -260,3 +260,22 @@ def test_cli_eval_never_imports_qt(val4, model_dir):
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_eval_scores_the_asked_mask_style(val4, styled_tiny_sam, tmp_path, capsys):
+    from app.cli import main
+    from engine.model_folder import save_sam_folder
+
+    folder = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
+    means = {}
+    for style in ("visible", "anatomical"):
+        out = tmp_path / f"{style}.json"
+        assert main(["eval", "--model", str(folder), "--data", str(val4), "--style", style,
+                     "--json", str(out), "--device", "cpu"]) == 0
+        summary = json.loads(out.read_text())["summary"]
+        assert summary["style"] == style
+        means[style] = summary["metrics"]["dice"]["mean"]
+    assert means["visible"] != means["anatomical"]
+    capsys.readouterr()
+    assert main(["eval", "--model", str(folder), "--data", str(val4), "--style", "wide"]) == 2
+    assert "unknown mask style 'wide'" in capsys.readouterr().err
