@@ -8,7 +8,8 @@ user keeps annotating: progress with stage, epoch and ETA, live loss / Dice curv
 At the end, the current and the new INT8 model are compared on the held-back images in a
 QThread (:mod:`app.gui.train_summary`); "Use new model" registers the run in the project
 (:mod:`app.gui.model_versions`) and hot-swaps it through the window's model worker, which
-re-embeds the current image. The history list rolls back to any earlier version.
+re-embeds the current image. The history list rolls back to any earlier version; those model
+handlers live in :mod:`app.gui.train_models`.
 
 Policy: a run is registered only when the user clicks "Use new model". Cancelled and failed
 runs leave their folder under ``.lungsam/runs/`` (with ``status.json``) and nothing else.
@@ -34,9 +35,10 @@ from PySide6.QtWidgets import (
 
 from app.gui import train_plan as tp
 from app.gui.model_history import ModelHistory
-from app.gui.model_versions import activate, find_version, register_run, version_name
+from app.gui.model_versions import version_name
 from app.gui.train_data_view import DataView
 from app.gui.train_job import JobResult, JobStep, TrainJob
+from app.gui.train_models import TrainerModels
 from app.gui.train_result_view import ResultView, fmt
 from app.gui.train_run_view import RunView, stage_title
 from app.gui.train_settings import TrainSettings
@@ -45,8 +47,11 @@ from engine.atomic import atomic_write_bytes
 from engine.errors import LungSamError
 
 
-class TrainerPane(QWidget):
-    """The dock's content; ``window`` is the MainWindow (project, model worker, load_model)."""
+class TrainerPane(TrainerModels, QWidget):
+    """The dock's content; ``window`` is the MainWindow (project, model worker, load_model).
+
+    The model-version handlers (use new model, rollback, Model menu) are :class:`TrainerModels`.
+    """
 
     run_finished = Signal(object)  # JobResult
     comparison_ready = Signal(object)  # summary dict (or {"error": ...})
@@ -170,14 +175,6 @@ class TrainerPane(QWidget):
 
         return str(resolve_model(None)) if default_model_name() else None
 
-    def _versions(self) -> list[dict[str, Any]]:
-        if self.project is None:
-            return []
-        try:
-            return self.project.store.list_model_versions()
-        except LungSamError:
-            return []
-
     def base_model(self) -> str | None:
         if self.base_override:
             return self.base_override
@@ -196,9 +193,6 @@ class TrainerPane(QWidget):
         info = self.window.model_info
         note = f"; in use: {info.name}" if info is not None and Path(info.source) != Path(base) else ""
         self.data_view.show_base(f"Base model: {Path(base).name} [{tp.model_arch(base)}, FP32]{note}", base)
-
-    def _refresh_history(self) -> None:
-        self.history.set_versions(self._versions(), self.window.model_info.source if self.window.model_info else None)
 
     def current_plan(self) -> tp.TrainPlan | None:
         base = self.base_model()
@@ -348,56 +342,6 @@ class TrainerPane(QWidget):
         self._write_status("finished")
         self.run_view.set_part_done("compare", 1.0, "finished")
         self.result_view.use_button.setEnabled(True)
-
-    # -- models ----------------------------------------------------------------------------
-    def use_new_model(self) -> dict[str, Any] | None:
-        """Register the finished run in the project and hot-swap it in."""
-        if self.run_dir is None or self.plan is None or self.registered is not None:
-            return None
-        project = self.project
-        if not self._same_project():
-            self.run_view.set_status("the run belongs to another project folder; open it to use the model", failure=True)
-            return None
-        info = self.window.model_info
-        previous = {"source": info.source, "name": info.name, "hash": info.model_hash} if info else None
-        try:
-            version = register_run(project.store, self.run_dir, self.plan.to_dict(), self.comparison or {}, previous)
-        except (LungSamError, OSError) as exc:
-            self.run_view.set_status(f"the new model could not be registered: {exc}", failure=True)
-            return None
-        self.registered = version
-        self.use_button.setEnabled(False)
-        self._write_status("registered", version["name"])
-        self._load(version)
-        self.run_view.set_status(f"Using {version['name']} (the previous model stays in the history below).")
-        self.model_registered.emit(version)
-        return version
-
-    def use_version(self, name: str) -> None:
-        """Rollback (or roll forward) to a recorded version of this project."""
-        if self.project is None:
-            return
-        try:
-            version = activate(self.project.store, name)
-        except LungSamError as exc:
-            self.run_view.set_status(str(exc), failure=True)
-            return
-        self._load(version)
-
-    def menu_model_chosen(self, spec: str) -> None:
-        """A project version picked in the Model menu becomes the project's active model too."""
-        version = find_version(self._versions(), spec)
-        if version is not None and not version["active"] and not self.project.read_only:
-            try:
-                activate(self.project.store, version["name"])
-            except LungSamError as exc:
-                self.run_view.set_status(str(exc), failure=True)
-            self._refresh_history()
-
-    def _load(self, version: dict[str, Any]) -> None:
-        self.window.model_menu.project_models = self._versions()
-        self.window.load_model(version["path"], self.window.device)  # re-embeds the current image
-        self._refresh_history()
 
 
 def install_trainer_dock(window) -> tuple[TrainerPane, QDockWidget]:  # noqa: ANN001
