@@ -26,24 +26,19 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A scripted window must not change the user's GUI preferences (e.g. the mask style).
+os.environ.setdefault("LUNGSAM_CONFIG", os.path.join(tempfile.mkdtemp(prefix="lungsam-prefs-"), "gui.ini"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.script_support import spin  # noqa: E402
 
 DEFAULT_IMAGES = Path("/work/shared/data/covidqu_ex/val/images")
 
 
-def spin(app, condition, timeout: float = 120.0) -> None:
-    end = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > end:
-            raise TimeoutError("timed out waiting for the GUI")
-        app.processEvents()
-        time.sleep(0.001)
-
-
 def write_large_dicom(path: Path, rows: int = 5000, cols: int = 4000) -> None:
     import numpy as np
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from tests.dicom_factory import write_dicom
 
     yy, xx = np.mgrid[:rows, :cols].astype(np.float32)
     img = 1200 + 400 * np.sin(xx / 300) * np.cos(yy / 400)
@@ -51,21 +46,8 @@ def write_large_dicom(path: Path, rows: int = 5000, cols: int = 4000) -> None:
         inside = ((xx - cx * cols) / (0.16 * cols)) ** 2 + ((yy - 0.5 * rows) / (0.3 * rows)) ** 2 < 1
         img[inside] = 3000
     img += np.random.default_rng(0).normal(0, 60, img.shape).astype(np.float32)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = "DX", "BENCH", "Bench^Large"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 14, 13, 0
-    ds.WindowCenter, ds.WindowWidth = 2000, 3000
-    ds.PixelData = img.clip(0, 16383).astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    write_dicom(path, img.clip(0, 16383).astype(np.uint16), patient_id="BENCH", patient_name="Bench^Large",
+                bits_stored=14, window=(2000, 3000))
 
 
 def paint_ms(app, canvas) -> float:

@@ -15,22 +15,16 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A scripted window must not change the user's GUI preferences (e.g. the mask style).
+os.environ.setdefault("LUNGSAM_CONFIG", os.path.join(tempfile.mkdtemp(prefix="lungsam-prefs-"), "gui.ini"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools.script_support import spin  # noqa: E402
+
 DEFAULT_DATA = Path("/work/shared/data/covidqu_ex/val")
-
-
-def spin(app, condition, timeout: float = 120.0) -> None:
-    end = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > end:
-            raise TimeoutError("timed out waiting for the GUI")
-        app.processEvents()
-        time.sleep(0.002)
 
 
 def lung_boxes(mask_path: Path | None, shape: tuple[int, int]) -> dict[str, tuple[float, ...]]:
@@ -94,7 +88,7 @@ def main() -> int:
         width, height = (int(v) for v in args.size.split("x"))
         window.resize(width, height)
         window.show()
-        spin(app, lambda: not window.model_loading)
+        spin(app, lambda: not window.model_loading, poll_s=0.002)
         if args.style:
             window.panel.style.setCurrentText(args.style)
             if window.annotator.style != args.style:
@@ -102,14 +96,14 @@ def main() -> int:
         window.open_paths([tmp])
         row = next(i for i, r in enumerate(window.project.records) if r.rel_path == chosen.name)
         window.go_to(row)
-        spin(app, lambda: window.image is not None and (window.model_info is None or window.embedded_token == window.token))
+        spin(app, lambda: window.image is not None and (window.model_info is None or window.embedded_token == window.token), poll_s=0.002)
         boxes = lung_boxes(args.data / "masks" / chosen.name, window.image.pixels.shape[:2])
         for label, box in boxes.items():
             window.on_label(label)
             drag(window, box)
-            spin(app, lambda: window.annotator.idle)
+            spin(app, lambda: window.annotator.idle, poll_s=0.002)
         window.on_save()
-        spin(app, lambda: window.status.latency.text() != "box->mask: -" or window.model_info is None)
+        spin(app, lambda: window.status.latency.text() != "box->mask: -" or window.model_info is None, poll_s=0.002)
         app.processEvents()
         args.out.mkdir(parents=True, exist_ok=True)
         filled = args.out / f"{args.prefix}.png"

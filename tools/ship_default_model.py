@@ -81,26 +81,13 @@ def latency(model_dir: Path, image: np.ndarray, repeats: int) -> dict[str, float
 def dicom_2048(path: Path, source: np.ndarray) -> Path:
     """A 2048x2048 16-bit MONOCHROME2 DICOM made from a real radiograph (for the I/O figure)."""
     import cv2
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.uid import SecondaryCaptureImageStorage
+
+    from tests.dicom_factory import write_dicom
 
     pixels = (cv2.resize(source, (2048, 2048), interpolation=cv2.INTER_CUBIC).astype(np.uint16) * 16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID = "DX", "LATENCY"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = 2048, 4096
-    ds.PixelSpacing = [0.15, 0.15]
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    write_dicom(path, pixels, patient_id="LATENCY", sop_class=SecondaryCaptureImageStorage,
+                window=(2048, 4096), pixel_spacing=[0.15, 0.15])
     return path
 
 

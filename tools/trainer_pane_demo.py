@@ -22,19 +22,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A scripted window must not change the user's GUI preferences (e.g. the mask style).
+os.environ.setdefault("LUNGSAM_CONFIG", os.path.join(tempfile.mkdtemp(prefix="lungsam-prefs-"), "gui.ini"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.script_support import spin  # noqa: E402
 
 GB = Path("/work/shared/data/covid_chestxray_gb")
 FALLBACK_MODEL = Path("/root/lungsam-runs/compact-base/best")
-
-
-def spin(app, condition, timeout: float) -> None:  # noqa: ANN001
-    end = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > end:
-            raise TimeoutError("timed out waiting for the GUI")
-        app.processEvents()
-        time.sleep(0.005)
 
 
 def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
@@ -125,14 +120,14 @@ def main() -> int:
     window.show()
     ready = lambda: window.image is not None and not window.model_loading and window.embedded_token == window.token  # noqa: E731
     assert window.open_paths([project])
-    spin(app, ready, 300)
+    spin(app, ready, 300, poll_s=0.005)
     window.on_toggle_trainer(True)
     window.resizeDocks([window.trainer_dock], [620], Qt.Orientation.Horizontal)
     pane = window.trainer_pane
     if args.threads:
         pane.settings.threads.setValue(args.threads)
     pane.settings.device.setCurrentIndex(pane.settings.device.findData("cpu"))
-    spin(app, lambda: pane.split is not None, 30)
+    spin(app, lambda: pane.split is not None, 30, poll_s=0.005)
     print(f"split: {len(pane.split.train)} train / {len(pane.split.val)} held back; base {pane.base_model()}")
     print(pane.settings.estimate_label.text())
     before_hash = window.model_info.model_hash
@@ -167,7 +162,7 @@ def main() -> int:
         if len(image_changes) < len(epochs) // 4:
             t0 = time.monotonic()  # annotation continues: the next image is shown and embedded
             window.on_next_image()
-            spin(app, ready, 120)
+            spin(app, ready, 120, poll_s=0.005)
             image_changes.append(time.monotonic() - t0)
         if "during" not in shots and epochs and epochs[-1]["epoch"] >= max(2, stage1_epochs // 2):
             window.grab().save(str(out / "window-during.png"))
@@ -177,18 +172,18 @@ def main() -> int:
     if pane.job.result is None or not pane.job.result.ok:
         print("run failed:", pane.job.result.reason if pane.job.result else "?")
         return 1
-    spin(app, lambda: pane.comparison is not None, 1800)
+    spin(app, lambda: pane.comparison is not None, 1800, poll_s=0.005)
     trained_at = next((e["time"] for e in reversed(pane.events) if e["event"] == "done"), None)
     total = time.monotonic() - started
     probe.stop()
     pane.content.grab().save(str(out / "pane-finished.png"))
 
     version = pane.use_new_model()
-    spin(app, lambda: window.model_info.model_hash != before_hash and ready(), 300)
+    spin(app, lambda: window.model_info.model_hash != before_hash and ready(), 300, poll_s=0.005)
     pane.content.grab().save(str(out / "pane-after.png"))
     h, w = window.image.pixels.shape[:2]
     drag(window, (0.06 * w, 0.08 * h, 0.94 * w, 0.9 * h))
-    spin(app, lambda: window.annotator.idle, 120)
+    spin(app, lambda: window.annotator.idle, 120, poll_s=0.005)
     window.grab().save(str(out / "window-after.png"))
 
     c = pane.comparison

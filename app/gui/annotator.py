@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from app.gui import mask_ops
 from app.gui.canvas import Canvas
 from app.gui.labels_panel import LABEL_COLORS
+from app.gui.preferences import MASK_STYLE, get_preference, set_preference
 from app.gui.session import ImageSession, Snapshot
 from app.gui.worker import ModelWorker, PredictRequest, PredictResult
 
@@ -35,7 +36,9 @@ class Annotator(QObject):
         self.image_id = 0
         self.label = "lungs"
         self.model: tuple[str, str] | None = None  # (name, hash) of the model in the worker
-        self.style: str | None = None  # mask style asked of the model (None: its first)
+        # Mask style asked of the model (None: its first); the last choice is remembered, and
+        # used whenever the loaded model has a style of that name.
+        self.style: str | None = get_preference(MASK_STYLE)
         self.opacity, self.outline, self.masks_visible = 0.45, False, True
         self._ids = itertools.count(1)
         self._pending: dict[str, Snapshot] = {}  # label -> state before the current drag
@@ -106,11 +109,16 @@ class Annotator(QObject):
         self.canvas.set_points(label, [], [])
         self._send(label, final, mask_input=None)
 
+    def preferred_style(self) -> str | None:
+        """The user's last explicit choice (kept across one-style models), else the current."""
+        return get_preference(MASK_STYLE) or self.style
+
     def set_style(self, style: str | None) -> None:
         """Draw later masks in ``style``; the current label's box is re-run at once (undoable)."""
         if style == self.style:
             return
         self.style = style
+        set_preference(MASK_STYLE, style)
         if not self._editable():
             return
         prompt = self.session.prompts.get(self.label)

@@ -168,7 +168,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.model_menu.device = self.device
         self.model_info = info
         self.annotator.model = (info.name, info.model_hash)
-        self.annotator.style = self.panel.set_styles(info.styles, self.annotator.style)
+        self.annotator.style = self.panel.set_styles(info.styles, self.annotator.preferred_style())
         self.model_menu.current_source = info.source
         self.status.set_model(info.name, info.device)
         self.loader.set_model(info.model, info.device)

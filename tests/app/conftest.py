@@ -13,6 +13,14 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 
+@pytest.fixture(autouse=True)
+def private_preferences(tmp_path, monkeypatch) -> Path:
+    """Each test gets its own GUI preferences file (never the user's)."""
+    path = tmp_path / "gui.ini"
+    monkeypatch.setenv("LUNGSAM_CONFIG", str(path))
+    return path
+
+
 def install_default(sam, config, name: str, tmp_path: Path, monkeypatch) -> Path:
     """Save ``sam`` as the shipped default (LUNGSAM_RESOURCES/models/DEFAULT) of this test."""
     from engine.model_folder import save_sam_folder

@@ -7,38 +7,19 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydicom.dataset import Dataset
 
-from tests.app.conftest import drag_box, wait_settled
+from tests.app.conftest import drag_box
+from tests.app.gui_steps import box_both_lungs
+from tests.dicom_factory import ChestStudy, write_dicom
 
 
-def write_cxr_dicom(path: Path, source_png: Path, center: float = 2000.0, width: float = 3000.0):
+def write_cxr_dicom(path: Path, source_png: Path, center: float = 2000.0, width: float = 3000.0) -> Dataset:
     """A 16-bit (12 stored) MONOCHROME2 DX image made from a real CXR, with proper UIDs."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     grey = np.array(Image.open(source_png).convert("L")).astype(np.uint16) * 16
-    sop_class = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = "DX", "GUI0001", "Gui^Test"
-    ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime = "19600101", "M", "20240301", "090000"
-    ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "7", "ACC7", ""
-    ds.SeriesNumber, ds.InstanceNumber, ds.BodyPartExamined = 1, 1, "CHEST"
-    ds.ViewPosition, ds.PatientOrientation = "PA", ["R", "F"]
-    ds.Rows, ds.Columns = grey.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = center, width
-    ds.ImagerPixelSpacing = [0.3, 0.3]
-    ds.PixelData = grey.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return ds
+    study = ChestStudy("19600101", "M", "20240301", "090000", study_id="7", accession="ACC7")
+    return write_dicom(path, grey, patient_id="GUI0001", patient_name="Gui^Test", study=study,
+                       window=(center, width), imager_pixel_spacing=[0.3, 0.3])
 
 
 def test_dicom_opens_with_its_window_and_rewindows_for_display_only(qtbot, gui_model, cxr_dir, tmp_path, make_window):
@@ -74,12 +55,7 @@ def test_dicom_seg_export_reads_back_with_highdicom(qtbot, gui_model, cxr_dir, t
     source = sorted((cxr_dir / "images").glob("*.png"))[1]
     ds = write_cxr_dicom(folder / "case1.dcm", source)
     window = make_window([folder])
-    window.on_label_1()
-    drag_box(qtbot, window, (20, 30, 120, 220))
-    wait_settled(qtbot, window)
-    window.on_label_2()
-    drag_box(qtbot, window, (140, 30, 240, 220))
-    wait_settled(qtbot, window)
+    box_both_lungs(qtbot, window)
     masks = {label: m.copy() for label, m in window.annotator.session.masks.items()}
     window.on_save()
     out = tmp_path / "export"

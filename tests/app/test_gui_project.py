@@ -11,15 +11,11 @@ from PIL import Image
 from engine.export import rle_decode
 from engine.project_store import ProjectStore
 from tests.app.conftest import drag_box, wait_ready, wait_settled
+from tests.app.gui_steps import box_both_lungs
 
 
 def annotate(qtbot, window):
-    window.on_label_1()
-    drag_box(qtbot, window, (20, 30, 120, 220))
-    wait_settled(qtbot, window)
-    window.on_label_2()
-    drag_box(qtbot, window, (140, 30, 240, 220))
-    wait_settled(qtbot, window)
+    box_both_lungs(qtbot, window)
     window.on_tool_brush()
     session = window.annotator.session
     mask = session.mask("left lung")

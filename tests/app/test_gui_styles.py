@@ -44,3 +44,19 @@ def test_switching_style_redraws_the_box_in_that_style_and_undo_restores(
     wait_settled(qtbot, window)
     assert window.annotator.last_request.style == "anatomical"
     wait_ready(qtbot, window)
+
+
+def test_the_chosen_style_is_remembered_for_the_next_window(
+    qtbot, styled_tiny_sam, tmp_path, monkeypatch, image_folder, make_window, private_preferences
+):
+    install_default(*styled_tiny_sam, "styled", tmp_path, monkeypatch)
+    first = make_window([image_folder])
+    assert first.annotator.style == "visible"
+    first.panel.style.setCurrentText("anatomical")
+    first.close()
+    assert "anatomical" in private_preferences.read_text()
+    second = make_window([image_folder])
+    assert second.panel.style.currentText() == "anatomical" and second.annotator.style == "anatomical"
+    drag_box(qtbot, second, (30, 40, 220, 230))
+    wait_settled(qtbot, second)
+    assert second.annotator.last_request.style == "anatomical"

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation
 
 from engine.export import (
     ExportError,
@@ -28,6 +28,7 @@ from engine.export import (
 )
 from engine.project_store import LABELS, Annotation, ProjectStore
 from tests.conftest import DATA_ROOT
+from tests.dicom_factory import ChestStudy, write_dicom
 
 
 def lung_masks(height: int = 64, width: int = 80, shift: int = 0) -> dict[str, np.ndarray]:
@@ -217,34 +218,24 @@ def test_coco_export_of_corrected_only_and_label_subset(tmp_path: Path) -> None:
 
 def synthetic_dicom(path: Path, modality: str = "DX", rows: int = 64, cols: int = 80) -> Dataset:
     """A small, valid-looking projection radiograph (no patient geometry, like most CXRs)."""
-    sop_class = "1.2.840.10008.5.1.4.1.1.1.1" if modality == "DX" else "1.2.840.10008.5.1.4.1.1.1"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = modality, "LS0001", "Test^Patient"
-    ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime = (
-        "19700101",
-        "F",
-        "20240105",
-        "101500",
+    pixels = np.random.default_rng(0).integers(0, 4096, (rows, cols), dtype=np.uint16)
+    sop_class = (
+        DigitalXRayImageStorageForPresentation
+        if modality == "DX"
+        else ComputedRadiographyImageStorage
     )
-    ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "1", "A1", ""
-    ds.SeriesNumber, ds.InstanceNumber, ds.BodyPartExamined = 1, 1, "CHEST"
-    ds.ViewPosition, ds.PatientOrientation = "PA", ["R", "F"]
-    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelSpacing = ds.ImagerPixelSpacing = [0.4, 0.4]
-    ds.PixelData = (
-        np.random.default_rng(0).integers(0, 4096, (rows, cols), dtype=np.uint16).tobytes()
+    study = ChestStudy("19700101", "F", "20240105", "101500", study_id="1", accession="A1")
+    return write_dicom(
+        path,
+        pixels,
+        patient_id="LS0001",
+        patient_name="Test^Patient",
+        study=study,
+        modality=modality,
+        sop_class=sop_class,
+        pixel_spacing=[0.4, 0.4],
+        imager_pixel_spacing=[0.4, 0.4],
     )
-    ds.save_as(path, enforce_file_format=True)
-    return ds
 
 
 def test_dicom_seg_round_trip_references_the_source(tmp_path: Path) -> None:
