@@ -52,18 +52,8 @@ def small_encoder(seed: int = 0) -> ImageEncoderViT:
 
 
 def small_sam() -> Sam:
-    torch.manual_seed(0)
     return Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=64,
-            patch_size=16,
-            embed_dim=64,
-            depth=2,
-            num_heads=2,
-            window_size=2,
-            global_attn_indexes=(1,),
-            out_chans=32,
-        ),
+        image_encoder=small_encoder(0).train(),
         prompt_encoder=PromptEncoder(
             embed_dim=32, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=4
         ),

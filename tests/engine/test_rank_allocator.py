@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
 from engine.adalora import (
@@ -16,6 +15,7 @@ from engine.adalora import (
     wrap_adalora,
 )
 from engine.rank_allocator import CubicSchedule, EventSchedule, RankAllocator
+from tests.engine.test_adalora import small_encoder
 
 
 class Attn(nn.Module):
@@ -197,17 +197,7 @@ def test_state_dict_round_trip_restores_scores() -> None:
 
 
 def test_training_loop_with_real_gradients_meets_budget() -> None:
-    torch.manual_seed(0)
-    enc = ImageEncoderViT(
-        img_size=64,
-        patch_size=16,
-        embed_dim=64,
-        depth=2,
-        num_heads=2,
-        window_size=2,
-        global_attn_indexes=(1,),
-        out_chans=32,
-    )
+    enc = small_encoder(0).train()
     config = AdaLoraConfig(r_max=8, target_rank=5)
     wrap_adalora(enc, config)
     enc.requires_grad_(False)
