@@ -78,7 +78,14 @@ def training_curves(events: list[dict[str, Any]]) -> tuple[tuple[list, list], tu
     loss = ([e.get("step", i) for i, e in enumerate(steps)], [float(e["loss"]) for e in steps])
     epochs = [e for e in events if e.get("event") == "epoch"]
     series: dict[str, list[float]] = {}
-    for key, label in (("val_dice", "union box"), ("val_dice_per_lung", "per-lung boxes")):
+    styles = next((e.get("mask_styles") for e in events if e.get("event") == "model" and e.get("mask_styles")), None)
+    keys = [("val_dice", "union box"), ("val_dice_per_lung", "per-lung boxes")]
+    for token in sorted({int(k[len("val_dice_style"):]) for e in epochs for k in e
+                         if k.startswith("val_dice_style") and k[len("val_dice_style"):].isdigit()}):
+        name = styles[token] if styles and token < len(styles) else f"style {token}"
+        keys += [(f"val_dice_style{token}", f"union box, {name}"),
+                 (f"val_dice_per_lung_style{token}", f"per-lung boxes, {name}")]
+    for key, label in keys:
         values = [float(e[key]) if _is_num(e.get(key)) else math.nan for e in epochs]
         if any(not math.isnan(v) for v in values):
             series[label] = values

@@ -284,7 +284,7 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         cfg2.decoder_lr = req.decoder_lr or cfg2.decoder_lr
         groups, hooks = stage2(model, config, cfg2, prov)
     params = trainable_summary(model)
-    events.emit("model", **params, base_model=req.model or req.arch)
+    events.emit("model", **params, base_model=req.model or req.arch, mask_styles=styles)
     trainer = Trainer(model, config, groups, train, val, req.out, loop, events, hooks, device, req.progress)
     if req.resume:
         trainer.resume()

@@ -158,3 +158,21 @@ def test_cli_report_writes_the_html(run_dir, tmp_path, capsys):
     assert out.is_file() and str(out) in capsys.readouterr().out
     assert main(["report", str(tmp_path / "missing"), "-o", str(out)]) == 2
     assert "run folder not found" in capsys.readouterr().err
+
+
+def test_curves_show_every_mask_style_by_name():
+    from trainer.report import training_curves
+
+    events = [
+        {"event": "model", "mask_styles": ["visible", "anatomical"]},
+        {"event": "step", "step": 1, "loss": 0.5},
+        {"event": "epoch", "epoch": 1, "val_dice": 0.9, "val_dice_per_lung": 0.91,
+         "val_dice_style1": 0.8, "val_dice_per_lung_style1": 0.82},
+        {"event": "epoch", "epoch": 2, "val_dice": 0.95, "val_dice_per_lung": 0.96,
+         "val_dice_style1": 0.85, "val_dice_per_lung_style1": float("nan")},
+    ]
+    (steps, losses), (epochs, series) = training_curves(events)
+    assert steps == [1] and losses == [0.5] and epochs == [1, 2]
+    assert series["union box"] == [0.9, 0.95]
+    assert series["union box, anatomical"] == [0.8, 0.85]
+    assert series["per-lung boxes, anatomical"][0] == 0.82 and np.isnan(series["per-lung boxes, anatomical"][1])
