@@ -58,6 +58,7 @@ class ResultView(QWidget):
         self.use_button.setEnabled(False)
 
     def show_summary(self, s: dict[str, Any]) -> None:
+        """Fill the table from :func:`app.gui.train_summary.compare_models`'s summary."""
         cur, new = s.get("current", {}), s.get("new", {})
         total, trainable = s.get("total_params"), s.get("trainable_params")
         cells = (
@@ -65,7 +66,7 @@ class ResultView(QWidget):
             ("", f"{fmt(s.get('p_wilcoxon'), 3)} (n = {s.get('n_pairs')})"),
             (f"{total:,} (all)" if total else "-", f"{trainable:,} (AdaLoRA + decoder)" if trainable else "-"),
             (fmt_size(cur.get("bytes"), cur.get("int8")), fmt_size(new.get("bytes"), new.get("int8"))),
-            (cur.get("name", "-"), new.get("name", "-")),
+            (with_style(cur), new.get("name", "-")),
         )
         for r, (a, b) in enumerate(cells):
             self.table.setItem(r, 0, QTableWidgetItem(a))
@@ -77,3 +78,9 @@ class ResultView(QWidget):
         if s.get("p_note"):
             note += f" Note: {s['p_note']}"
         self.note.setText(note)
+
+
+def with_style(model: dict[str, Any]) -> str:
+    """A model's name, plus the mask style it was scored in when that is a named one."""
+    name, style = model.get("name", "-"), model.get("style")
+    return f"{name} [{style}]" if style and style != "default" else name

@@ -61,8 +61,9 @@ def ground_truth(pair):  # noqa: ANN001, ANN201 - Pair -> GroundTruth
 
 
 def evaluate_on(spec: str, pairs: list, device: str = "cpu",
-                progress: Callable[[int], None] | None = None):  # noqa: ANN201 - EvalResult
-    """Per-image rows (name, dice, ...) of model ``spec`` on ``pairs``."""
+                progress: Callable[[int], None] | None = None, style: str | None = None):  # noqa: ANN201 - EvalResult
+    """Per-image rows (name, dice, ...) of model ``spec`` on ``pairs``, in mask style ``style``
+    when the model has it (else its first)."""
     from engine.embedding_cache import EmbeddingCache
     from engine.predictor import Predictor
     from engine.registry import load_model
@@ -70,6 +71,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
 
     model = load_model(spec)
     predictor = Predictor(model, device=device, cache=EmbeddingCache(max_bytes=0))
+    style = style if style in predictor.mask_styles else predictor.mask_styles[0]
     timing = dict.fromkeys(PHASES, 0.0)
     rows = []
     for pair in pairs:
@@ -78,7 +80,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
             gt = ground_truth(pair)
         except LungSamError:
             continue  # the same pair is skipped for both models: pairing is by name
-        rows.append({"name": pair.name, **evaluate_image(predictor, gt, PROMPT, timing),
+        rows.append({"name": pair.name, **evaluate_image(predictor, gt, PROMPT, timing, style),
                      "seconds": time.perf_counter() - start})
         if progress:
             progress(1)
@@ -86,7 +88,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
         raise LungSamError("no held-back image could be evaluated")
     result = EvalResult(rows)
     result.summary = {
-        "n": len(rows), "prompt": PROMPT, "metrics": summarize(rows, result.metric_names()),
+        "n": len(rows), "prompt": PROMPT, "style": style, "metrics": summarize(rows, result.metric_names()),
         "model": {"name": model.name, "hash": model.model_hash, "source": model.source, "int8": model.is_int8},
     }
     return result
@@ -107,8 +109,10 @@ def model_facts(spec: str) -> dict[str, Any]:
 
 
 def compare_models(project: Path, run_dir: Path, current: str, new: str, device: str = "cpu",
-                   progress: Callable[[int, int], None] | None = None, new_name: str | None = None) -> dict[str, Any]:
-    """The end-of-run summary (also written to ``run_dir/comparison.json``)."""
+                   progress: Callable[[int, int], None] | None = None, new_name: str | None = None,
+                   current_style: str | None = None) -> dict[str, Any]:
+    """The end-of-run summary (also written to ``run_dir/comparison.json``). The current model
+    is scored in the mask style the user works in (``current_style``), the new one in its own."""
     from trainer.stats import compare_results
 
     stage2 = json.loads((run_dir / "stage2" / "summary.json").read_text())
@@ -123,7 +127,7 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
         if progress:
             progress(done[0], total)
 
-    before = evaluate_on(current, pairs, device, tick)
+    before = evaluate_on(current, pairs, device, tick, current_style)
     after = evaluate_on(new, pairs, device, tick)
     cmp = compare_results(before, after)
     dice = cmp["metrics"].get("dice", {})
@@ -137,7 +141,7 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
         "p_wilcoxon": dice.get("p_wilcoxon"),
         "p_note": dice.get("note", ""),
         "n_pairs": dice.get("n", 0),
-        "current": {**model_facts(current), "hash": before.summary["model"]["hash"]},
+        "current": {**model_facts(current), "hash": before.summary["model"]["hash"], "style": before.summary["style"]},
         "new": {**model_facts(new), "hash": after.summary["model"]["hash"], **({"name": new_name} if new_name else {})},
         "trainable_params": stage1.get("trainable_params"),
         "total_params": stage1.get("total_params") or stage2.get("total_params"),
@@ -165,6 +169,7 @@ class ComparisonWorker(QObject):
             summary = compare_models(
                 Path(request["project"]), Path(request["run_dir"]), request["current"], request["new"],
                 request.get("device", "cpu"), lambda d, t: self.progress.emit(d, t), request.get("new_name"),
+                request.get("current_style"),
             )
         except LungSamError as exc:
             self.failed.emit(str(exc))

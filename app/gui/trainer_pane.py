@@ -315,7 +315,8 @@ class TrainerPane(TrainerModels, QWidget):
             current = self.current_source() or self.plan.base_model
             self._compare.emit({"project": str(self.plan.project), "run_dir": str(self.run_dir), "current": current,
                                 "new": str(self.run_dir / "stage2" / "int8"), "device": self.plan.device,
-                                "new_name": version_name(self.run_dir)})
+                                "new_name": version_name(self.run_dir),
+                                "current_style": self.window.annotator.style})
         self.run_finished.emit(result)
 
     def _compare_progress(self, done: int, total: int) -> None:

@@ -206,3 +206,27 @@ def test_stage2_keeps_stage1s_split_while_the_clinician_keeps_correcting(correct
         store.set_status(shown.train[0], "skipped")  # an image Stage 1 used is gone
     with pytest.raises(LungSamError, match="no longer corrected"):
         tp.stage2_exclude(plan, stage1, tmp_path / "run" / "stage2")
+
+
+def test_the_current_model_is_scored_in_the_users_mask_style(corrected_project, styled_tiny_sam, tmp_path):
+    """A site working in the 'anatomical' style compares the new model against that style,
+    not against the current model's default; a model without that style falls back to its first."""
+    from app.gui.train_result_view import with_style
+    from app.gui.train_summary import evaluate_on, held_back_pairs
+    from engine.model_folder import save_sam_folder
+
+    styled = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
+    names = sorted(p.name for p in corrected_project.glob("*.png"))[:3]
+    pairs = held_back_pairs(corrected_project, names)
+    visible = evaluate_on(str(styled), pairs)
+    anatomical = evaluate_on(str(styled), pairs, style="anatomical")
+    assert visible.summary["style"] == "visible" and anatomical.summary["style"] == "anatomical"
+    assert [r["dice"] for r in visible.rows] != [r["dice"] for r in anatomical.rows]
+    from engine.sam_builder import build_sam
+    from engine.sam_config import tiny_config
+
+    config = tiny_config(img_size=64)
+    plain = save_sam_folder(tmp_path / "plain", build_sam(config), config)
+    assert evaluate_on(str(plain), pairs, style="anatomical").summary["style"] == "default"
+    assert with_style({"name": "m", "style": "anatomical"}) == "m [anatomical]"
+    assert with_style({"name": "m", "style": "default"}) == "m"
