@@ -20,6 +20,7 @@ resume() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }
   --out "$RUNS/compact-base" --epochs 16 --batch-size 16 --lr 4e-4 \
   --events "$RUNS/compact-base.events.jsonl" $(resume "$RUNS/compact-base")
 
+# The shipped Stage 1 and Stage 2 below ran with THREADS=2 (Stage 0 with 1).
 # The "anatomical" mask style: covid_chestxray_gb's radiologist convention, learned from its
 # near-duplicates of COVID-QU-Ex (train 40, val 14); its 44 other images stay unseen (test).
 python tools/gb_style_sets.py --data "$DATA" --out "$RUNS/gb-style"
