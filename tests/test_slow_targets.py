@@ -1,0 +1,30 @@
+"""The shipped default model against the issue's floors on the full sets (``pytest -m slow``).
+
+CI runs a ten-image guard (tests/engine/test_shipped_model.py); this checks the published
+figures themselves: every covidqu_ex/val image and all 44 unseen covid_chestxray_gb images,
+at the original resolution with ground-truth boxes (about two minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.evaluate import evaluate_model
+from trainer.run import read_exclude
+
+pytestmark = pytest.mark.slow
+
+
+def test_covidqu_val_floors(cxr_dir):
+    union = evaluate_model(None, cxr_dir, "union", device="cpu").summary
+    per_lung = evaluate_model(None, cxr_dir, "per-lung", device="cpu").summary
+    assert union["n"] == 932
+    assert union["metrics"]["dice"]["mean"] >= 0.96
+    assert per_lung["metrics"]["dice_lung_mean"]["mean"] >= 0.95
+
+
+def test_unseen_gb_floor_in_the_anatomical_style(gb_dir):
+    overlaps = read_exclude(gb_dir / "overlap_with_covidqu_ex.csv")
+    result = evaluate_model(None, gb_dir, "union", exclude=overlaps, device="cpu", style="anatomical").summary
+    assert result["n"] == 44
+    assert result["metrics"]["dice"]["mean"] >= 0.93
