@@ -135,6 +135,14 @@ class WindowCommands:
         self.annotator.outline = on
         self.annotator.restyle()
 
+    def on_next_style(self) -> None:
+        combo = self.panel.style
+        if combo.count() < 2:
+            self.statusBar().showMessage("this model draws one mask style", 4000)
+            return
+        combo.setCurrentIndex((combo.currentIndex() + 1) % combo.count())
+        self.statusBar().showMessage(f"mask style: {combo.currentText()}", 4000)
+
     def on_toggle_masks(self, checked: bool) -> None:
         self.annotator.masks_visible = not checked
         self.annotator.restyle()

@@ -40,6 +40,15 @@ def test_switching_style_redraws_the_box_in_that_style_and_undo_restores(
     window.annotator.undo()
     assert np.array_equal(window.annotator.session.masks["lungs"], visible)
 
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window.activateWindow()
+    QTest.keyClick(window, Qt.Key.Key_M)  # M cycles the styles
+    assert window.annotator.style == "visible"
+    QTest.keyClick(window, Qt.Key.Key_M)
+    wait_settled(qtbot, window)
+    assert window.annotator.style == "anatomical"
     drag_box(qtbot, window, (30, 40, 220, 230))  # later boxes keep the chosen style
     wait_settled(qtbot, window)
     assert window.annotator.last_request.style == "anatomical"
