@@ -32,6 +32,7 @@ from engine.preprocess import prepare_image
 from engine.quant import insert_fake_quant
 from engine.sam_builder import build_sam
 from engine.sam_config import SamConfig, preset, tiny_config
+from trainer.metrics import dice
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,11 +84,6 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int)
             fn()
             times[key].append(time.perf_counter() - start)
     return times
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
 def mb(n: int) -> str:

@@ -28,6 +28,7 @@ from engine.predictor import Predictor
 from engine.registry import load_model
 from engine.sam_builder import build_sam
 from engine.sam_config import preset
+from trainer.metrics import dice
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/covid_chestxray_gb/images"
 
@@ -110,8 +111,7 @@ def main() -> None:
         with torch.inference_mode():
             b = theirs.predict(box=box, multimask_output=False)[0][0]
         mask_theirs.append(time.perf_counter() - t)
-        total = a.sum() + b.sum()
-        agree.append(1.0 if total == 0 else 2 * (a & b).sum() / total)
+        agree.append(dice(a, b))
     print(summary("embedding", embed_ours, embed_theirs))
     print(summary("box-to-mask", mask_ours, mask_theirs))
     print(f"cached re-embedding (same image again): {cached * 1e3:.2f} ms")

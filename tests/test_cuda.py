@@ -16,15 +16,11 @@ import pytest
 import torch
 
 from tests.conftest import synthetic_cxr
+from trainer.metrics import dice
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
 
 
 @pytest.mark.parametrize("name", ["lungsam-compact-int8", "lungsam-compact-base"])

@@ -12,12 +12,7 @@ from engine.errors import PromptError
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor
 from tests.conftest import synthetic_cxr
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(bool), b.astype(bool)
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else 2.0 * (a & b).sum() / total
+from trainer.metrics import dice
 
 
 @pytest.fixture

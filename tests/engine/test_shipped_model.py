@@ -15,6 +15,7 @@ from engine.mask_styles import mask_styles
 from engine.predictor import Predictor
 from engine.registry import default_model_name, load_model, shipped_models_dir
 from trainer.lung_labels import split_lungs
+from trainer.metrics import dice
 from trainer.prompts import tight_box
 from trainer.run import read_exclude
 
@@ -45,17 +46,13 @@ def test_shipped_model_segments_real_val_images(shipped, cxr_dir):
         gt = load_image(cxr_dir / "masks" / path.name).pixels > 127
         predictor.set_image(load_image(path).pixels)
         pred = predictor.predict(boxes=tight_box(gt)).masks[0, 0]
-        union_dice.append(2 * (pred & gt).sum() / (pred.sum() + gt.sum()))
+        union_dice.append(dice(pred, gt))
         labels = split_lungs(gt)
         lungs = [labels == k for k in (1, 2)]
         both = predictor.predict(boxes=np.stack([tight_box(m) for m in lungs])).masks[:, 0]
-        lung_dice += [2 * (p & g).sum() / (p.sum() + g.sum()) for p, g in zip(both, lungs, strict=True)]
+        lung_dice += [dice(p, g) for p, g in zip(both, lungs, strict=True)]
     assert np.mean(union_dice) > DICE_FLOOR, union_dice
     assert np.mean(lung_dice) > DICE_FLOOR - 0.01, lung_dice
-
-
-def dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    return float(2 * (pred & gt).sum() / (pred.sum() + gt.sum()))
 
 
 def test_anatomical_style_draws_the_gb_radiologists_convention_on_unseen_images(shipped, gb_dir):
