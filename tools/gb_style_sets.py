@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
-NEAR_DUPLICATE = 0.95
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trainer.run import OVERLAP_MIN_CORR  # noqa: E402 - the threshold read_exclude uses
+
 MASK_DIRS = ("masks", "masks_left", "masks_right")
 
 
@@ -28,7 +32,7 @@ def assign(rows: list[dict[str, str]]) -> dict[str, str]:
     """gb image name -> "train" / "val" / "test"."""
     out = {}
     for row in rows:
-        if float(row["thumb_corr"]) < NEAR_DUPLICATE:
+        if float(row["thumb_corr"]) < OVERLAP_MIN_CORR:
             out[row["gb_image"]] = "test"
         elif row["match_in_extracted_covidqu_ex_subset"].strip().lower() == "true":
             out[row["gb_image"]] = "val"

@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT))
 from engine.embedding_cache import EmbeddingCache  # noqa: E402
 from engine.int8_export import export_int8  # noqa: E402
 from engine.io import load_image  # noqa: E402
-from engine.mask_styles import mask_styles  # noqa: E402
-from engine.model_folder import load_model_folder, save_sam_folder  # noqa: E402
+from engine.model_folder import load_model_folder, read_model_json, save_sam_folder  # noqa: E402
 from engine.predictor import Predictor  # noqa: E402
 from engine.quant import remove_fake_quant  # noqa: E402
 from trainer.evaluate import evaluate_model  # noqa: E402
@@ -109,11 +108,13 @@ def main() -> None:
     union = evaluate_model(int8_out, val, "union", device="cpu")
     per_lung = evaluate_model(int8_out, val, "per-lung", device="cpu")
     unseen = evaluate_model(int8_out, gb, "union", exclude=overlaps, device="cpu")
-    styles = mask_styles(load_model_folder(int8_out).sam)
-    for style in styles[1:]:  # other annotation conventions, on the unseen gb images
-        for prompt in ("union", "per-lung"):
-            key = f"gb_unseen_{prompt.replace('-', '_')}_{style}"
-            results[key] = evaluate_model(int8_out, gb, prompt, exclude=overlaps, device="cpu", style=style).summary
+    styles = read_model_json(int8_out).get("mask_styles") or []
+    styled_union = {}  # other annotation conventions, on the unseen gb images
+    for style in styles[1:]:
+        styled_union[style] = evaluate_model(int8_out, gb, "union", exclude=overlaps, device="cpu", style=style)
+        results[f"gb_unseen_union_{style}"] = styled_union[style].summary
+        results[f"gb_unseen_per_lung_{style}"] = evaluate_model(
+            int8_out, gb, "per-lung", exclude=overlaps, device="cpu", style=style).summary
     with tempfile.TemporaryDirectory() as tmp:
         fp32_dir = Path(tmp) / "fp32"
         fp32 = load_model_folder(stage2_dir)
@@ -123,11 +124,9 @@ def main() -> None:
         merge_adalora(fp32.sam)
         save_sam_folder(fp32_dir, fp32.sam, fp32.config)
         fp32_union = evaluate_model(fp32_dir, val, "union", device="cpu")
-        for style in styles[1:]:
+        for style, int8_result in styled_union.items():
             results[f"int8_vs_fp32_gb_{style}"] = compare_results(
-                evaluate_model(fp32_dir, gb, "union", exclude=overlaps, device="cpu", style=style),
-                evaluate_model(int8_out, gb, "union", exclude=overlaps, device="cpu", style=style),
-            )
+                evaluate_model(fp32_dir, gb, "union", exclude=overlaps, device="cpu", style=style), int8_result)
         results["size_bytes"] = {"fp32_same_model": folder_bytes(fp32_dir), "int8": folder_bytes(int8_out),
                                  "base_fp16": folder_bytes(base_out)}
         cxr = load_image(sorted((val / "images").iterdir())[0]).pixels
