@@ -111,6 +111,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
+    from engine.mask_styles import DEFAULT_STYLE
     from engine.registry import default_model_name, list_models
 
     default = default_model_name()
@@ -120,7 +121,7 @@ def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
     for entry in entries:
         meta = entry.meta
         size = (meta.get("weights") or {}).get("bytes")
-        styles = ", ".join(meta.get("mask_styles") or ["default"])
+        styles = ", ".join(meta.get("mask_styles") or [DEFAULT_STYLE])
         storage = (meta.get("weights") or {}).get("storage_dtype", "float32")
         kind = "INT8" if meta.get("int8") else f"float ({storage} on disk)"
         where = "shipped" if entry.shipped else "user"

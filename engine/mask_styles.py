@@ -31,6 +31,12 @@ def mask_styles(sam: nn.Module) -> list[str]:
     return list(styles) if styles else [DEFAULT_STYLE]
 
 
+def styled_name(model_name: str, style: str | None) -> str:
+    """``"model [style]"`` for a named style, the bare name for the default one: how saved
+    masks and comparisons say which convention drew them."""
+    return f"{model_name} [{style}]" if style and style != DEFAULT_STYLE else model_name
+
+
 def max_styles(sam: nn.Module) -> int:
     return int(sam.mask_decoder.num_mask_tokens)
 

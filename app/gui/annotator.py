@@ -21,6 +21,7 @@ from app.gui.labels_panel import LABEL_COLORS
 from app.gui.preferences import MASK_STYLE, get_preference, set_preference
 from app.gui.session import ImageSession, Snapshot
 from app.gui.worker import ModelWorker, PredictRequest, PredictResult
+from engine.mask_styles import styled_name
 
 
 class Annotator(QObject):
@@ -36,9 +37,9 @@ class Annotator(QObject):
         self.image_id = 0
         self.label = "lungs"
         self.model: tuple[str, str] | None = None  # (name, hash) of the model in the worker
-        # Mask style asked of the model (None: its first); the last choice is remembered, and
-        # used whenever the loaded model has a style of that name.
-        self.style: str | None = get_preference(MASK_STYLE)
+        # Mask style asked of the model (None: its first); set on every model load from
+        # preferred_style(), so the remembered choice applies whenever the model has it.
+        self.style: str | None = None
         self.opacity, self.outline, self.masks_visible = 0.45, False, True
         self._ids = itertools.count(1)
         self._pending: dict[str, Snapshot] = {}  # label -> state before the current drag
@@ -182,7 +183,7 @@ class Annotator(QObject):
         if self.model is None:
             return None
         name, digest = self.model
-        return (f"{name} [{request.style}]" if request.style not in (None, "default") else name, digest)
+        return styled_name(name, request.style), digest
 
     def _predict_failed(self, request: PredictRequest, message: str) -> None:
         self.message.emit(message)

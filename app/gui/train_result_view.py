@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.mask_styles import styled_name
+
 ROWS = ("Held-back Dice (mean)", "Wilcoxon p (paired)", "Trainable parameters", "Model file size", "Model")
 
 
@@ -82,5 +84,4 @@ class ResultView(QWidget):
 
 def with_style(model: dict[str, Any]) -> str:
     """A model's name, plus the mask style it was scored in when that is a named one."""
-    name, style = model.get("name", "-"), model.get("style")
-    return f"{name} [{style}]" if style and style != "default" else name
+    return styled_name(model.get("name", "-"), model.get("style"))

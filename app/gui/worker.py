@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
+from engine.mask_styles import DEFAULT_STYLE
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ModelInfo:
     model_hash: str
     source: str
     model: Any  # engine LoadedModel, shared with the prefetcher
-    styles: tuple[str, ...] = ("default",)
+    styles: tuple[str, ...] = (DEFAULT_STYLE,)
 
 
 class LatestMailbox:
