@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -25,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# A scripted window must not change the user's GUI preferences (e.g. the mask style).
-os.environ.setdefault("LUNGSAM_CONFIG", os.path.join(tempfile.mkdtemp(prefix="lungsam-prefs-"), "gui.ini"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.script_support import spin  # noqa: E402
+from tools.script_support import offscreen_gui_environment, spin  # noqa: E402
+
+offscreen_gui_environment()  # before anything imports Qt
 
 DEFAULT_IMAGES = Path("/work/shared/data/covidqu_ex/val/images")
 

@@ -7,12 +7,21 @@ module as ``tools.script_support`` after putting the repository root on ``sys.pa
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QCoreApplication
+
+
+def offscreen_gui_environment() -> None:
+    """Offscreen Qt, and a throwaway GUI preferences file: a scripted window must not change
+    the user's preferences (e.g. the mask style). Call before Qt is imported."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("LUNGSAM_CONFIG", os.path.join(tempfile.mkdtemp(prefix="lungsam-prefs-"), "gui.ini"))
 
 
 def spin(

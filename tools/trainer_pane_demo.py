@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# A scripted window must not change the user's GUI preferences (e.g. the mask style).
-os.environ.setdefault("LUNGSAM_CONFIG", os.path.join(tempfile.mkdtemp(prefix="lungsam-prefs-"), "gui.ini"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.script_support import spin  # noqa: E402
+from tools.script_support import offscreen_gui_environment, spin  # noqa: E402
+
+offscreen_gui_environment()  # before anything imports Qt
 
 GB = Path("/work/shared/data/covid_chestxray_gb")
 FALLBACK_MODEL = Path("/root/lungsam-runs/compact-base/best")
