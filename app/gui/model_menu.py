@@ -13,6 +13,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
+from app.gui.model_versions import same_path
+
 DEVICES = (("auto", "Auto (CUDA if available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 
 
@@ -80,12 +82,7 @@ class ModelMenu(QObject):
             device_menu.addAction(action)
 
     def _same(self, source: str) -> bool:
-        if not self.current_source:
-            return False
-        try:
-            return Path(source).resolve() == Path(self.current_source).resolve()
-        except OSError:
-            return False
+        return bool(self.current_source) and same_path(source, self.current_source)
 
     def _open_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.parent_widget, "Model folder (with model.json)")

@@ -33,7 +33,8 @@ def version_name(run_dir: Path) -> str:
     return f"ft-{Path(run_dir).name}"
 
 
-def _same(a: str | Path, b: str | Path) -> bool:
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file or folder (False when one cannot be resolved)."""
     try:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
@@ -43,7 +44,7 @@ def _same(a: str | Path, b: str | Path) -> bool:
 def find_version(versions: list[dict[str, Any]], path: str | Path | None) -> dict[str, Any] | None:
     if not path:
         return None
-    return next((v for v in versions if _same(v["path"], path)), None)
+    return next((v for v in versions if same_path(v["path"], path)), None)
 
 
 def ensure_base_in_history(store, source: str, name: str, model_hash: str) -> str:  # noqa: ANN001

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.gui.model_versions import same_path
 from engine.errors import LungSamError
 
 RUNS_DIR = "runs"
@@ -168,18 +169,11 @@ def fine_tune_base(current: str | None, versions: list[dict[str, Any]]) -> str |
         return current
     if current:
         for version in versions:
-            if _same_path(version["path"], current):
+            if same_path(version["path"], current):
                 base = version.get("provenance", {}).get("base_model")
                 if base:
                     return str(base)
     return None
-
-
-def _same_path(a: str | Path, b: str | Path) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
 
 
 # ----------------------------------------------------------------------------- duration
