@@ -25,6 +25,8 @@ from typing import Any
 
 from app.gui.model_versions import same_path
 from engine.errors import LungSamError
+from trainer.run import STAGE_DEFAULTS
+from trainer.stages import Stage1Config, Stage2Config
 
 RUNS_DIR = "runs"
 """Under ``.lungsam/``: one folder per fine-tuning run (kept as a record, never a model)."""
@@ -56,25 +58,26 @@ and new model): about 1.5 x the trainer's validation cost per image and model.""
 class Stage1Preset:
     """AdaLoRA fine-tuning (defaults = :class:`trainer.stages.Stage1Config` and STAGE_DEFAULTS)."""
 
-    epochs: int = 15
-    batch_size: int = 8
-    adapter_lr: float = 1e-3
-    decoder_lr: float = 1e-4
-    r_max: int = 48
-    target_rank: int = 32
+    epochs: int = STAGE_DEFAULTS["stage1"][0]
+    batch_size: int = STAGE_DEFAULTS["stage1"][1]
+    adapter_lr: float = Stage1Config.adapter_lr
+    decoder_lr: float = Stage1Config.decoder_lr
+    r_max: int = Stage1Config.r_max
+    target_rank: int = Stage1Config.target_rank
 
     @classmethod
     def paper(cls) -> Stage1Preset:
-        return cls(adapter_lr=5e-5, decoder_lr=2e-5)
+        paper = Stage1Config.paper()
+        return cls(adapter_lr=paper.adapter_lr, decoder_lr=paper.decoder_lr)
 
 
 @dataclass
 class Stage2Preset:
     """QAT: rank masks frozen, only the singular values (Lambda) train."""
 
-    epochs: int = 5
-    batch_size: int = 8
-    lambda_lr: float = 1e-6
+    epochs: int = STAGE_DEFAULTS["stage2"][0]
+    batch_size: int = STAGE_DEFAULTS["stage2"][1]
+    lambda_lr: float = Stage2Config.lambda_lr
 
 
 @dataclass
