@@ -155,13 +155,23 @@ def concat_sets(sets: list[SampleSet]) -> SampleSet:
     )
 
 
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+def read_mask(path: Path, shape: tuple[int, int], image_name: str) -> np.ndarray:
+    """A lung mask file as bool (pixels above 127; colour masks by their brightest channel),
+    refused with a :class:`TrainingError` naming both files when its size is not the image's.
+    Training, evaluation and the trainer pane's comparison all read masks through here."""
     mask = load_image(path).pixels
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     if mask.shape != shape:
-        raise TrainingError(f"{path.name}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {shape[1]}x{shape[0]}")
-    return (mask > 127).astype(np.uint8)
+        raise TrainingError(
+            f"{path.name}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_name} "
+            f"is {shape[1]}x{shape[0]}"
+        )
+    return mask > 127
+
+
+def _read_mask(path: Path, shape: tuple[int, int], image_name: str) -> np.ndarray:
+    return read_mask(path, shape, image_name).astype(np.uint8)
 
 
 def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]:
@@ -172,10 +182,10 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
     """
     image = load_image(pair.image).pixels
     shape = image.shape[:2]
-    left = _read_mask(pair.mask_left, shape) if pair.mask_left else None
-    right = _read_mask(pair.mask_right, shape) if pair.mask_right else None
+    left = _read_mask(pair.mask_left, shape, pair.image.name) if pair.mask_left else None
+    right = _read_mask(pair.mask_right, shape, pair.image.name) if pair.mask_right else None
     if pair.mask is not None:
-        union = _read_mask(pair.mask, shape)
+        union = _read_mask(pair.mask, shape, pair.image.name)
     elif left is not None or right is not None:
         union = np.maximum(left if left is not None else 0, right if right is not None else 0).astype(np.uint8)
     else:

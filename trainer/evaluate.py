@@ -36,7 +36,7 @@ from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor
 from engine.registry import load_model
-from trainer.data import Pair, find_pairs
+from trainer.data import Pair, find_pairs, read_mask
 from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, labels_from_masks
 from trainer.metrics import dice, mask_metrics
 from trainer.prompts import tight_box
@@ -191,27 +191,15 @@ class GroundTruth:
         return self._labels
 
 
-def _read_mask(path: Path, shape: tuple[int, int], image_name: str) -> np.ndarray:
-    pixels = load_image(path).pixels
-    if pixels.ndim == 3:
-        pixels = pixels.max(axis=2)
-    if pixels.shape != shape:
-        raise LungSamError(
-            f"{path.name}: mask is {pixels.shape[1]}x{pixels.shape[0]} but image {image_name} "
-            f"is {shape[1]}x{shape[0]}"
-        )
-    return pixels > 127  # the same threshold as trainer.data
-
-
 def load_ground_truth(pair: Pair) -> GroundTruth:
     """Image and masks of one pair at original size; any problem is a :class:`LungSamError`."""
     image = load_image(pair.image)
     shape = image.pixels.shape[:2]
-    union = _read_mask(pair.mask, shape, pair.image.name)
+    union = read_mask(pair.mask, shape, pair.image.name)
     if not union.any():
         raise LungSamError(f"{pair.mask.name}: mask is empty")
-    left = _read_mask(pair.mask_left, shape, pair.image.name) if pair.mask_left else None
-    right = _read_mask(pair.mask_right, shape, pair.image.name) if pair.mask_right else None
+    left = read_mask(pair.mask_left, shape, pair.image.name) if pair.mask_left else None
+    right = read_mask(pair.mask_right, shape, pair.image.name) if pair.mask_right else None
     if left is None or right is None:
         left = right = None  # one per-lung mask alone cannot be trusted to split the other
     return GroundTruth(image, union, left, right)

@@ -39,20 +39,14 @@ def ground_truth(pair):  # noqa: ANN001, ANN201 - Pair -> GroundTruth
     """:func:`trainer.evaluate.load_ground_truth`, also for images drawn per lung only (the
     union is then the two lungs together)."""
     from engine.io import load_image
+    from trainer.data import read_mask
     from trainer.evaluate import GroundTruth, load_ground_truth
 
     if pair.mask is not None:
         return load_ground_truth(pair)
     image = load_image(pair.image)
     shape = image.pixels.shape[:2]
-    lungs = []
-    for path in (pair.mask_left, pair.mask_right):
-        if path is not None:
-            mask = load_image(path).pixels
-            mask = mask.max(axis=2) if mask.ndim == 3 else mask
-            if mask.shape != shape:
-                raise LungSamError(f"{pair.name}: mask size differs from the image")
-            lungs.append(mask > 127)
+    lungs = [read_mask(path, shape, pair.image.name) for path in (pair.mask_left, pair.mask_right) if path is not None]
     if not lungs or not np.any(lungs):
         raise LungSamError(f"{pair.name}: no lung in the corrected mask")
     union = np.logical_or.reduce(lungs)
