@@ -120,8 +120,7 @@ def masks_at_original(
     if low_res.device.type != "cpu":  # a GPU upsamples faster than it copies float logits back
         up = logits_to_original(low_res.float(), input_size, original_size, img_size)
         return (up > threshold).cpu().numpy()
-    up = F.interpolate(low_res.float(), (img_size, img_size), mode="bilinear", align_corners=False)
-    up = up[..., : input_size[0], : input_size[1]].numpy()
+    up = logits_at_input(low_res.float(), input_size, img_size).numpy()
     height, width = original_size
     b, c = up.shape[:2]
     out = np.empty((b, c, height, width), dtype=bool)
@@ -138,6 +137,11 @@ def logits_to_original(
     img_size: int,
 ) -> torch.Tensor:
     """BxCxhxw decoder logits -> BxCxHxW logits at the original image size."""
-    up = F.interpolate(low_res, (img_size, img_size), mode="bilinear", align_corners=False)
-    up = up[..., : input_size[0], : input_size[1]]
+    up = logits_at_input(low_res, input_size, img_size)
     return F.interpolate(up, original_size, mode="bilinear", align_corners=False)
+
+
+def logits_at_input(low_res: torch.Tensor, input_size: tuple[int, int], img_size: int) -> torch.Tensor:
+    """Decoder logits upsampled to the padded input square and cropped to the image region."""
+    up = F.interpolate(low_res, (img_size, img_size), mode="bilinear", align_corners=False)
+    return up[..., : input_size[0], : input_size[1]]
