@@ -192,14 +192,23 @@ class GroundTruth:
 
 
 def load_ground_truth(pair: Pair) -> GroundTruth:
-    """Image and masks of one pair at original size; any problem is a :class:`LungSamError`."""
+    """Image and masks of one pair at original size; any problem is a :class:`LungSamError`.
+
+    A pair drawn per lung only (no both-lungs mask, as in annotation projects) gets the union
+    of its lungs, like :func:`trainer.data.load_pair` does for training.
+    """
     image = load_image(pair.image)
     shape = image.pixels.shape[:2]
-    union = read_mask(pair.mask, shape, pair.image.name)
-    if not union.any():
+    union = read_mask(pair.mask, shape, pair.image.name) if pair.mask is not None else None
+    if union is not None and not union.any():
         raise LungSamError(f"{pair.mask.name}: mask is empty")
     left = read_mask(pair.mask_left, shape, pair.image.name) if pair.mask_left else None
     right = read_mask(pair.mask_right, shape, pair.image.name) if pair.mask_right else None
+    if union is None:
+        lungs = [m for m in (left, right) if m is not None]
+        if not lungs or not np.any(lungs):
+            raise LungSamError(f"{pair.name}: no lung in the corrected mask")
+        union = np.logical_or.reduce(lungs)
     if left is None or right is None:
         left = right = None  # one per-lung mask alone cannot be trusted to split the other
     return GroundTruth(image, union, left, right)

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import LungSamError
@@ -35,25 +34,6 @@ def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[tra
     return pairs
 
 
-def ground_truth(pair):  # noqa: ANN001, ANN201 - Pair -> GroundTruth
-    """:func:`trainer.evaluate.load_ground_truth`, also for images drawn per lung only (the
-    union is then the two lungs together)."""
-    from engine.io import load_image
-    from trainer.data import read_mask
-    from trainer.evaluate import GroundTruth, load_ground_truth
-
-    if pair.mask is not None:
-        return load_ground_truth(pair)
-    image = load_image(pair.image)
-    shape = image.pixels.shape[:2]
-    lungs = [read_mask(path, shape, pair.image.name) for path in (pair.mask_left, pair.mask_right) if path is not None]
-    if not lungs or not np.any(lungs):
-        raise LungSamError(f"{pair.name}: no lung in the corrected mask")
-    union = np.logical_or.reduce(lungs)
-    both = len(lungs) == 2
-    return GroundTruth(image, union, lungs[0] if both else None, lungs[1] if both else None)
-
-
 def evaluate_on(spec: str, pairs: list, device: str = "cpu",
                 progress: Callable[[int], None] | None = None, style: str | None = None):  # noqa: ANN201 - EvalResult
     """Per-image rows (name, dice, ...) of model ``spec`` on ``pairs``, in mask style ``style``
@@ -61,7 +41,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
     from engine.embedding_cache import EmbeddingCache
     from engine.predictor import Predictor
     from engine.registry import load_model
-    from trainer.evaluate import PHASES, EvalResult, evaluate_image, summarize
+    from trainer.evaluate import PHASES, EvalResult, evaluate_image, load_ground_truth, summarize
 
     model = load_model(spec)
     predictor = Predictor(model, device=device, cache=EmbeddingCache(max_bytes=0))
@@ -71,7 +51,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
     for pair in pairs:
         start = time.perf_counter()
         try:
-            gt = ground_truth(pair)
+            gt = load_ground_truth(pair)
         except LungSamError:
             continue  # the same pair is skipped for both models: pairing is by name
         rows.append({"name": pair.name, **evaluate_image(predictor, gt, PROMPT, timing, style),

@@ -279,3 +279,27 @@ def test_cli_eval_scores_the_asked_mask_style(val4, styled_tiny_sam, tmp_path, c
     capsys.readouterr()
     assert main(["eval", "--model", str(folder), "--data", str(val4), "--style", "wide"]) == 2
     assert "unknown mask style 'wide'" in capsys.readouterr().err
+
+
+def test_a_pair_drawn_per_lung_only_is_scored_against_the_union_of_its_lungs(tmp_path):
+    """Annotation projects may hold per-lung masks and no both-lungs mask."""
+    from trainer.data import Pair
+    from trainer.evaluate import load_ground_truth
+
+    image = synthetic_cxr(96, 80, seed=5)
+    right = np.zeros((96, 80), np.uint8)
+    right[20:76, 8:34] = 255  # the patient's right lung: image left
+    left = np.zeros((96, 80), np.uint8)
+    left[20:76, 46:72] = 255
+    paths = {}
+    for name, pixels in (("img", image), ("left", left), ("right", right)):
+        paths[name] = tmp_path / f"{name}.png"
+        Image.fromarray(pixels).save(paths[name])
+    both = load_ground_truth(Pair("case", paths["img"], None, paths["left"], paths["right"]))
+    assert np.array_equal(both.union, (left > 0) | (right > 0))
+    assert np.array_equal(both.left, left > 0) and np.array_equal(both.right, right > 0)
+    one = load_ground_truth(Pair("case", paths["img"], None, paths["left"], None))
+    assert np.array_equal(one.union, left > 0) and one.left is None and one.right is None
+    Image.fromarray(np.zeros((96, 80), np.uint8)).save(paths["left"])
+    with pytest.raises(LungSamError, match="no lung"):
+        load_ground_truth(Pair("case", paths["img"], None, paths["left"], None))
