@@ -296,6 +296,23 @@ def evaluate_model(
     if limit is not None:
         pairs = pairs[: max(0, int(limit))]
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    result = evaluate_pairs(loaded, pairs, prompt, device, progress, style, where=str(data_dir))
+    result.summary["data_dir"] = str(data_dir)
+    return result
+
+
+def evaluate_pairs(
+    loaded: LoadedModel,
+    pairs: list[Pair],
+    prompt: str = "union",
+    device: str = "auto",
+    progress: Progress | None = None,
+    style: str | None = None,
+    where: str = "evaluation",
+) -> EvalResult:
+    """Score ``loaded`` on ``pairs`` (what :func:`evaluate_model` runs on a folder's pairs, and
+    the trainer pane on its held-back images). Unreadable pairs are skipped with a warning and
+    listed; ``where`` names the data in the error raised when none is usable."""
     style_name = mask_styles(loaded.sam)[style_index(loaded.sam, style)]
     # Every image is embedded once: a one-item cache avoids holding hundreds of embeddings.
     predictor = Predictor(loaded, device=device, cache=EmbeddingCache(max_bytes=0))
@@ -320,7 +337,7 @@ def evaluate_model(
             progress(i + 1, len(pairs))
     if not rows:
         first = skipped[0]["reason"] if skipped else "no pairs"
-        raise LungSamError(f"{data_dir}: no usable image/mask pair ({len(skipped)} skipped; {first})")
+        raise LungSamError(f"{where}: no usable image/mask pair ({len(skipped)} skipped; {first})")
     result = EvalResult(rows)
     units = sorted({r["hd95_unit"] for r in rows})
     result.summary = {
@@ -329,7 +346,6 @@ def evaluate_model(
         "skipped": skipped,
         "prompt": prompt,
         "style": style_name,
-        "data_dir": str(data_dir),
         "model": {
             "name": loaded.name,
             "hash": loaded.model_hash,

@@ -10,7 +10,6 @@ paired Wilcoxon signed-rank test of :mod:`trainer.stats`. This runs in a QThread
 from __future__ import annotations
 
 import json
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -35,37 +34,18 @@ def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[tra
 
 
 def evaluate_on(spec: str, pairs: list, device: str = "cpu",
-                progress: Callable[[int], None] | None = None, style: str | None = None):  # noqa: ANN201 - EvalResult
-    """Per-image rows (name, dice, ...) of model ``spec`` on ``pairs``, in mask style ``style``
-    when the model has it (else its first)."""
-    from engine.embedding_cache import EmbeddingCache
-    from engine.predictor import Predictor
+                progress: Callable[[int, int], None] | None = None, style: str | None = None):  # noqa: ANN201 - EvalResult
+    """Rows (name, dice, ...) of model ``spec`` on the held-back ``pairs``, in mask style
+    ``style`` when the model has it (else its first). A pair whose masks cannot be read is
+    skipped for both models alike, since the comparison pairs rows by name."""
+    from engine.mask_styles import mask_styles
     from engine.registry import load_model
-    from trainer.evaluate import PHASES, EvalResult, evaluate_image, load_ground_truth, summarize
+    from trainer.evaluate import evaluate_pairs
 
     model = load_model(spec)
-    predictor = Predictor(model, device=device, cache=EmbeddingCache(max_bytes=0))
-    style = style if style in predictor.mask_styles else predictor.mask_styles[0]
-    timing = dict.fromkeys(PHASES, 0.0)
-    rows = []
-    for pair in pairs:
-        start = time.perf_counter()
-        try:
-            gt = load_ground_truth(pair)
-        except LungSamError:
-            continue  # the same pair is skipped for both models: pairing is by name
-        rows.append({"name": pair.name, **evaluate_image(predictor, gt, PROMPT, timing, style),
-                     "seconds": time.perf_counter() - start})
-        if progress:
-            progress(1)
-    if not rows:
-        raise LungSamError("no held-back image could be evaluated")
-    result = EvalResult(rows)
-    result.summary = {
-        "n": len(rows), "prompt": PROMPT, "style": style, "metrics": summarize(rows, result.metric_names()),
-        "model": {"name": model.name, "hash": model.model_hash, "source": model.source, "int8": model.is_int8},
-    }
-    return result
+    styles = mask_styles(model.sam)
+    return evaluate_pairs(model, pairs, PROMPT, device, progress, style if style in styles else styles[0],
+                          where="the held-back images")
 
 
 def model_facts(spec: str) -> dict[str, Any]:
@@ -93,16 +73,17 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
     stage1_file = run_dir / "stage1" / "summary.json"
     stage1 = json.loads(stage1_file.read_text()) if stage1_file.is_file() else {}
     pairs = held_back_pairs(project, stage2.get("val_names", []))
-    done = [0]
     total = 2 * len(pairs)
 
-    def tick(k: int) -> None:
-        done[0] += k
-        if progress:
-            progress(done[0], total)
+    def tick(offset: int) -> Callable[[int, int], None]:
+        """Progress of one model's pass, on the scale of both passes together."""
+        def report(done: int, _pairs: int) -> None:
+            if progress:
+                progress(offset + done, total)
+        return report
 
-    before = evaluate_on(current, pairs, device, tick, current_style)
-    after = evaluate_on(new, pairs, device, tick)
+    before = evaluate_on(current, pairs, device, tick(0), current_style)
+    after = evaluate_on(new, pairs, device, tick(len(pairs)))
     cmp = compare_results(before, after)
     dice = cmp["metrics"].get("dice", {})
     summary = {
