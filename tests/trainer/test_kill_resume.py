@@ -25,7 +25,7 @@ from trainer.events import read_events
 from trainer.loop import CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[2]
-EPOCHS = 24
+EPOCHS = 48  # long enough that no trial outlives the run before its kill (24 did, now and then)
 KILLS = 6
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
