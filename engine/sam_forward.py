@@ -70,3 +70,29 @@ def predict_boxes(
         multimask_output,
         tokens,
     )
+
+
+def predict_prompts(
+    sam: Sam,
+    features: torch.Tensor,
+    image_index: torch.Tensor,
+    boxes: torch.Tensor | None = None,
+    points: torch.Tensor | None = None,
+    point_labels: torch.Tensor | None = None,
+    mask_input: torch.Tensor | None = None,
+    tokens: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes and/or points (+ previous low-res logits) through SAM's own prompt encoder.
+
+    ``boxes`` N x 4, ``points`` N x P x 2 (input frame), ``point_labels`` N x P (1 lung, 0 not
+    lung, -1 padding: SAM's "not a point"), ``mask_input`` N x 1 x 4h x 4w logits of the
+    previous round. Exactly what :class:`engine.predictor.Predictor` sends for one prompt, so
+    the model sees the same tokens in training and in use (SAM pads a points-only prompt with
+    one "not a point" token; with a box it does not).
+    """
+    pts = (points, point_labels) if points is not None else None
+    sparse, dense = sam.prompt_encoder(points=pts, boxes=boxes, masks=mask_input)
+    return decode_per_prompt(
+        sam.mask_decoder, features[image_index], sam.prompt_encoder.get_dense_pe(),
+        sparse, dense, False, tokens,
+    )

@@ -21,6 +21,7 @@ from engine.registry import load_model
 from engine.sam_config import preset
 from trainer.data import concat_sets, find_pairs, load_set, split_pairs
 from trainer.events import EventWriter
+from trainer.interactive import neutral_mask_prompt, never_trained_on_clicks
 from trainer.loop import DistInfo, LoopConfig, Trainer, check_disk_space, init_distributed
 from trainer.provenance import provenance
 from trainer.stages import (
@@ -277,6 +278,8 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         cfg1.target_rank = req.rank_target or min(cfg1.target_rank, cfg1.r_max)
         if not 0 < cfg1.target_rank <= cfg1.r_max:
             raise TrainingError(f"--rank-target {cfg1.target_rank} must lie in 1..--rank-max {cfg1.r_max}")
+        if base is not None and never_trained_on_clicks(base.meta):
+            neutral_mask_prompt(model.prompt_encoder)
         groups, hooks = stage1(model, config, cfg1, loop.epochs, steps_per_epoch, prov)
     else:
         cfg2 = Stage2Config(train_decoder=req.train_decoder)

@@ -43,7 +43,7 @@ class BaseStageConfig:
 
 @dataclass
 class Stage1Config:
-    """Stage 1: AdaLoRA on the encoder's qkv, mask decoder fully fine-tuned.
+    """Stage 1: AdaLoRA on the encoder's qkv, mask decoder and prompt encoder fully fine-tuned.
 
     The paper's learning rates (5e-5 adapters, 2e-5 decoder) are for SAM ViT-B on 64k images;
     Lambda starts at zero, so on a few dozen corrected images those rates barely move it.
@@ -121,14 +121,19 @@ def stage1(model, config: SamConfig, cfg: Stage1Config, epochs: int, steps_per_e
                         include_proj_mlp=cfg.include_proj_mlp)
     wrapped = wrap_adalora(model, ada)  # the default pattern only matches encoder blocks
     remember_adalora_config(model, ada)  # target rank and ortho weight go into model.json
-    for p in model.mask_decoder.parameters():
+    # The prompt encoder trains with the decoder: a base trained on boxes alone has never
+    # seen what a point or a previous mask means (both are SAM's prompts, a few thousand weights).
+    decoder_params = list(model.mask_decoder.parameters())
+    prompt_params = list(model.prompt_encoder.parameters())
+    for p in decoder_params + prompt_params:
         p.requires_grad_(True)
     prune = tuple(e for e in cfg.prune_epochs if e <= epochs) or (epochs,)
     schedule = EventSchedule.from_epochs(list(prune), steps_per_epoch)
     allocator = RankAllocator.from_config(model, ada, schedule)
     groups = [
         {"params": adalora_parameters(model), "lr": cfg.adapter_lr, "name": "adapters", "weight_decay": 0.0},
-        {"params": [p for p in model.mask_decoder.parameters()], "lr": cfg.decoder_lr, "name": "decoder"},
+        {"params": decoder_params, "lr": cfg.decoder_lr, "name": "decoder"},
+        {"params": prompt_params, "lr": cfg.adapter_lr, "name": "prompt_encoder", "weight_decay": 0.0},
     ]
 
     def after_backward(step: int) -> dict[str, Any] | None:
