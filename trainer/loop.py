@@ -27,7 +27,13 @@ from engine.preprocess import normalize_and_pad
 from trainer.augment import AugmentConfig, augment_batch, export_artifacts
 from trainer.data import SampleSet
 from trainer.events import EventWriter
-from trainer.interactive import InteractiveForward, PromptBatch, add_corrective_clicks, decode_batch, start_prompts
+from trainer.interactive import (
+    InteractiveForward,
+    PromptBatch,
+    add_corrective_clicks,
+    decode_batch,
+    start_prompts,
+)
 from trainer.losses import segmentation_loss
 from trainer.prompts import batch_prompts
 
