@@ -27,6 +27,8 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     _add_data_args(p)
     p.add_argument("--json", help="write summary and per-image rows to this JSON file")
     p.add_argument("--csv", help="write per-image rows to this CSV file")
+    p.add_argument("--clicks", type=int, help="corrective-click protocol: Dice after 0..K simulated clicks "
+                   "(both-lung box first, each click at the centre of the largest error)")
     p.set_defaults(func=run_eval)
 
     q = sub.add_parser("compare", help="evaluate two models on the same images; paired Wilcoxon test")
@@ -80,8 +82,37 @@ def _evaluate(model: str | None, args: argparse.Namespace, exclude: list[str], l
             bar.close()
 
 
+def run_clicks(args: argparse.Namespace, exclude: list[str]) -> int:
+    from tqdm import tqdm
+
+    from engine.registry import load_model
+    from trainer.click_eval import evaluate_clicks, format_clicks
+    from trainer.data import find_pairs
+    from trainer.evaluate import json_safe
+
+    pairs = find_pairs(args.data, exclude)[: args.limit]
+    loaded = load_model(args.model)
+    with tqdm(total=len(pairs), unit="image", disable=len(pairs) <= 3) as bar:
+        summary = evaluate_clicks(loaded, pairs, args.clicks, args.device, args.style,
+                                  lambda done, _total: bar.update(done - bar.n), where=args.data)
+    summary["data_dir"] = str(args.data)
+    print(format_clicks(summary))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     exclude = _check_inputs(args)
+    if args.clicks is not None:
+        if args.prompt != "union" or args.csv:
+            from engine.errors import LungSamError
+
+            raise LungSamError("--clicks starts from the both-lung box (--prompt union) and writes --json only")
+        return run_clicks(args, exclude)
     result = _evaluate(args.model, args, exclude)
     print(result.summary_table())  # skipped files were logged as warnings while running
     if args.json:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import LungSamError, PromptError
 
 
@@ -21,12 +23,28 @@ def parse_box(text: str) -> list[float]:
     return values
 
 
+def parse_point(text: str) -> list[float]:
+    """'X,Y,LABEL' -> [x, y, label] (argparse type; label 1 lung, 0 not lung)."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"point '{text}' must be X,Y,LABEL (LABEL 1 lung, 0 not lung)") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"point '{text}' must be X,Y,LABEL (LABEL 1 lung, 0 not lung)")
+    return values
+
+
 def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment lungs in images from box prompts, write PNG masks")
     p.add_argument("images", nargs="*", help="image files (PNG, JPEG, TIFF, DICOM)")
     p.add_argument("--box", action="append", type=parse_box, default=[],
                    help="X0,Y0,X1,Y1 in image pixels; repeat for several boxes (e.g. each lung)")
-    p.add_argument("--prompts", help='JSON file {"image path": [[x0,y0,x1,y1], ...], ...}')
+    p.add_argument("--point", action="append", type=parse_point, default=[],
+                   help="X,Y,LABEL click in image pixels (LABEL 1 lung, 0 not lung); repeat; refines "
+                   "the box that contains it (else the nearest), or alone without --box")
+    p.add_argument("--prompts", help='JSON file {"image path": [[x0,y0,x1,y1], ...]} or '
+                   '{"image path": {"boxes": [[x0,y0,x1,y1], ...], "points": [[x,y,label], ...]}}')
     p.add_argument("--model", help="model name, model folder or official .pth (default: shipped)")
     p.add_argument("--type", dest="model_type", help="checkpoint type for .pth files: vit_b, vit_l, vit_h, medsam")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
@@ -46,8 +64,30 @@ def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_import)
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[Path, list[list[float]]]]:
-    jobs: list[tuple[Path, list[list[float]]]] = []
+Job = tuple[Path, list[list[float]], list[list[float]]]  # image, boxes, points (x, y, label)
+
+
+def _spec_prompts(path: Path, image: str, spec: object) -> tuple[list, list]:
+    """One entry of a prompts file: a list of boxes, or {"boxes": [...], "points": [...]}."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"boxes", "points"}
+        if unknown:
+            raise PromptError(f"{path}: {image}: unknown key(s) {', '.join(sorted(unknown))} (use boxes, points)")
+        boxes, points = spec.get("boxes", []), spec.get("points", [])
+    else:
+        boxes, points = spec, []
+    if not isinstance(boxes, list) or not isinstance(points, list):
+        raise PromptError(f"{path}: {image}: boxes and points must be lists")
+    for point in points:
+        if not isinstance(point, list) or len(point) != 3:
+            raise PromptError(f"{path}: {image}: each point must be [x, y, label]")
+    if not boxes and not points:
+        raise PromptError(f"{path}: {image}: give at least one box or point")
+    return boxes, points
+
+
+def _jobs(args: argparse.Namespace) -> list[Job]:
+    jobs: list[Job] = []
     if args.prompts:
         path = Path(args.prompts)
         try:
@@ -56,16 +96,47 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, list[list[float]]]]:
             raise PromptError(f"{path}: cannot read the prompts file ({exc})") from exc
         if not isinstance(spec, dict):
             raise PromptError(f"{path}: expected an object mapping image paths to lists of boxes")
-        for image, boxes in spec.items():
+        for image, entry in spec.items():
             image_path = Path(image) if Path(image).is_absolute() else path.parent / image
-            jobs.append((image_path, boxes))
+            jobs.append((image_path, *_spec_prompts(path, image, entry)))
     if args.images:
-        if not args.box:
-            raise PromptError("give at least one --box X0,Y0,X1,Y1 (or --prompts FILE.json)")
-        jobs.extend((Path(i), args.box) for i in args.images)
+        if not args.box and not args.point:
+            raise PromptError("give at least one --box X0,Y0,X1,Y1 or --point X,Y,LABEL (or --prompts FILE.json)")
+        jobs.extend((Path(i), args.box, args.point) for i in args.images)
     if not jobs:
         raise PromptError("no image given")
     return jobs
+
+
+def assign_points(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Index of the box each point refines: the smallest box that contains it, else the
+    nearest box (distance from the point to the box). ``boxes`` B x 4, ``points`` N x 2
+    (x, y), original pixels."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    owners = []
+    for x, y in points:
+        dx = np.maximum(np.maximum(boxes[:, 0] - x, x - boxes[:, 2]), 0)
+        dy = np.maximum(np.maximum(boxes[:, 1] - y, y - boxes[:, 3]), 0)
+        distance = np.hypot(dx, dy)
+        owners.append(min(range(len(boxes)), key=lambda b, d=distance: (d[b], area[b])))
+    return np.asarray(owners, dtype=np.int64)
+
+
+def predict_job(predictor, boxes: list, points: list, style: str | None) -> np.ndarray:
+    """bool K x H x W: one mask per box (points refine their box), or one for points alone."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    if not boxes:
+        return predictor.predict(points=pts[:, :2], point_labels=pts[:, 2], style=style).masks[:, 0]
+    if not len(pts):
+        return predictor.predict(boxes=boxes, style=style).masks[:, 0]
+    box_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    owner = assign_points(box_arr, pts[:, :2])
+    masks = []
+    for b, box in enumerate(box_arr):
+        mine = pts[owner == b]
+        kwargs = {"points": mine[:, :2], "point_labels": mine[:, 2]} if len(mine) else {}
+        masks.append(predictor.predict(boxes=box, style=style, **kwargs).masks[0, 0])
+    return np.stack(masks)
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -77,29 +148,33 @@ def run_segment(args: argparse.Namespace) -> int:
     from engine.io import load_image
     from engine.mask_styles import style_index
     from engine.predictor import Predictor
-    from engine.prompts import validate_boxes
+    from engine.prompts import validate_boxes, validate_points
     from engine.registry import load_model
 
     jobs = _jobs(args)
-    for image_path, _ in jobs:
+    for image_path, _, _ in jobs:
         if not image_path.is_file():
             raise LungSamError(f"{image_path}: file not found")
     model = load_model(args.model, args.model_type)
     predictor = Predictor(model, device=args.device)
     style_index(predictor.sam, args.style)  # an unknown style fails before any work
     # Check every prompt against its image before writing anything.
-    for image_path, boxes in jobs:
+    for image_path, boxes, points in jobs:
         image = load_image(image_path)
         try:
-            validate_boxes(boxes, (image.height, image.width))
-        except PromptError as exc:
+            if boxes:
+                validate_boxes(boxes, (image.height, image.width))
+            if points:
+                pts = np.asarray(points, dtype=np.float64)
+                validate_points(pts[:, :2], pts[:, 2], (image.height, image.width))
+        except (PromptError, IndexError, ValueError, TypeError) as exc:
             raise PromptError(f"{image_path.name}: {exc}") from exc
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for image_path, boxes in tqdm(jobs, disable=len(jobs) <= 3, unit="image"):
+    for image_path, boxes, points in tqdm(jobs, disable=len(jobs) <= 3, unit="image"):
         image = load_image(image_path)
         predictor.set_image(image.pixels)
-        masks = predictor.predict(boxes=boxes, style=args.style).masks[:, 0]
+        masks = predict_job(predictor, boxes, points, args.style)
         outputs = {f"{image_path.stem}.png": masks.any(axis=0)}
         if len(masks) > 1:
             outputs.update({f"{image_path.stem}_box{i + 1}.png": m for i, m in enumerate(masks)})

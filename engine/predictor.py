@@ -20,6 +20,7 @@ from engine.errors import PromptError
 from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
 from engine.preprocess import boxes_to_input, coords_to_input, masks_at_original, prepare_image
+from engine.prompt_region import restrict_masks
 from engine.prompts import validate_boxes, validate_points
 
 
@@ -142,12 +143,16 @@ class Predictor:
         mask_input: np.ndarray | None = None,
         multimask_output: bool = False,
         style: str | int | None = None,
+        restrict: bool = True,
     ) -> Prediction:
         """Masks for one or several boxes and/or points, all in original-image pixels.
 
         ``boxes``: (4,) or (B, 4). ``points``: (N, 2) shared by every box, or (B, N, 2).
-        ``mask_input``: (B or 1, 1, h, w) low-res logits from a previous call.
+        ``mask_input``: (B or 1, 1, h, w) low-res logits from a previous call (pass back
+        ``low_res_logits`` of the previous prediction unchanged, as training does).
         ``style``: the annotation convention (:mod:`engine.mask_styles`), default style 0.
+        ``restrict``: limit each mask to its prompt (:mod:`engine.prompt_region`); the
+        low-res logits are the model's own either way.
         """
         self._require_image()
         token = style_index(self.sam, style)
@@ -158,6 +163,7 @@ class Predictor:
             size = self._current.original_size
             long_side = self.config.img_size
             box_t = point_t = label_t = mask_t = None
+            valid = original_pts = None
             batch = 1
             if boxes is not None:
                 valid = validate_boxes(boxes, size)
@@ -175,10 +181,12 @@ class Predictor:
                 n = pts_arr.shape[1] if per_box else len(pts)
                 if per_box and pts_arr.shape[0] != batch:
                     raise PromptError(f"{pts_arr.shape[0]} point sets for {batch} boxes")
+                original_pts = pts.reshape(-1, n, 2)
                 pts = coords_to_input(pts, size, long_side).reshape(-1, n, 2)
                 labels = labels.reshape(-1, n)
                 if not per_box:
                     pts, labels = np.repeat(pts, batch, 0), np.repeat(labels, batch, 0)
+                    original_pts = np.repeat(original_pts, batch, 0)
                 point_t = torch.as_tensor(pts, dtype=torch.float)
                 label_t = torch.as_tensor(labels, dtype=torch.int)
             if box_t is None and point_t is None:
@@ -186,6 +194,12 @@ class Predictor:
             if mask_input is not None:
                 mask_t = self._mask_input_tensor(mask_input, batch)
             masks, scores, low = self._decode(box_t, point_t, label_t, mask_t, multimask_output, token)
+            if restrict:
+                masks = restrict_masks(
+                    masks, valid if boxes is not None else None,
+                    original_pts if point_t is not None else None,
+                    label_t.numpy() if label_t is not None else None,
+                )
         return Prediction(masks, scores, low, time.perf_counter() - start)
 
     def _mask_input_tensor(self, mask_input: np.ndarray, batch: int) -> torch.Tensor:
