@@ -18,6 +18,7 @@ import numpy as np
 from app.gui.edit_history import EditHistory, Entry
 
 Box = tuple[float, float, float, float]
+OTHER_LUNG = {"right lung": "left lung", "left lung": "right lung"}
 
 
 @dataclass
@@ -110,9 +111,15 @@ class ImageSession:
         return self.masks[label]
 
     def set_model_mask(self, label: str, mask: np.ndarray, logits: np.ndarray | None, model: tuple[str, str] | None) -> None:
+        """A model mask for ``label``; one pixel belongs to one lung, so a lung's model mask
+        never takes pixels the other lung already has."""
         if mask.shape != self.shape:
             raise ValueError(f"mask shape {mask.shape} != image shape {self.shape}")
-        self.masks[label] = np.ascontiguousarray(mask, dtype=bool)
+        mask = np.ascontiguousarray(mask, dtype=bool)
+        other = OTHER_LUNG.get(label)
+        if other is not None and other in self.masks:
+            mask = mask & ~self.masks[other]
+        self.masks[label] = mask
         if logits is not None:
             self.logits[label] = logits
         if model is not None:
