@@ -20,20 +20,27 @@ resume() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }
   --out "$RUNS/compact-base" --epochs 16 --batch-size 16 --lr 4e-4 \
   --events "$RUNS/compact-base.events.jsonl" $(resume "$RUNS/compact-base")
 
-# The shipped Stage 1 and Stage 2 below ran with THREADS=2 (Stage 0 with 1).
+# Default model v2: Stage 1 and Stage 2 ran with THREADS=2 (Stage 0 with 1), interactive
+# (trainer.interactive: 0-4 corrective-click rounds per step, a quarter of the prompts points
+# only, previous logits fed back) with site-export augmentation (trainer.augment).
 # The "anatomical" mask style: covid_chestxray_gb's radiologist convention, learned from its
-# near-duplicates of COVID-QU-Ex (train 40, val 14); its 44 other images stay unseen (test).
+# near-duplicates of COVID-QU-Ex (train 40, val 14) and from v7_covid_ieee8023 split by patient
+# (train 125, val 27); gb's 44 other images stay unseen (test).
 python tools/gb_style_sets.py --data "$DATA" --out "$RUNS/gb-style"
-styles=(--styles visible,anatomical --style-data "anatomical=$RUNS/gb-style/train"
-        --style-val "anatomical=$RUNS/gb-style/val" --style-repeat 16)
+python tools/v7_style_sets.py --data "$DATA" --out "$RUNS/v7-style"
+styles=(--styles visible,anatomical
+        --style-data "anatomical=$RUNS/gb-style/train" --style-data "anatomical=$RUNS/v7-style/train"
+        --style-val "anatomical=$RUNS/gb-style/val" --style-val "anatomical=$RUNS/v7-style/val"
+        --style-repeat 4)
 
-[ -f "$RUNS/styled-stage1/summary.json" ] || lungsam train stage1 "${common[@]}" "${styles[@]}" \
-  --model "$RUNS/compact-base/best" --out "$RUNS/styled-stage1" --epochs 3 --batch-size 16 \
-  $(resume "$RUNS/styled-stage1")
+[ -f "$RUNS/v2-stage1/summary.json" ] || lungsam train stage1 "${common[@]}" "${styles[@]}" \
+  --model "$RUNS/compact-base/best" --out "$RUNS/v2-stage1" --epochs 3 --batch-size 16 \
+  --events "$RUNS/v2-stage1.events.jsonl" $(resume "$RUNS/v2-stage1")
 
-[ -f "$RUNS/styled-stage2/summary.json" ] || lungsam train stage2 "${common[@]}" "${styles[@]}" \
-  --model "$RUNS/styled-stage1/best" --out "$RUNS/styled-stage2" --epochs 1 --batch-size 16 \
-  $(resume "$RUNS/styled-stage2")
+[ -f "$RUNS/v2-stage2/summary.json" ] || lungsam train stage2 "${common[@]}" "${styles[@]}" \
+  --model "$RUNS/v2-stage1/best" --out "$RUNS/v2-stage2" --epochs 1 --batch-size 16 \
+  --events "$RUNS/v2-stage2.events.jsonl" $(resume "$RUNS/v2-stage2")
 
-python tools/ship_default_model.py --base "$RUNS/compact-base/best" \
-  --stage2 "$RUNS/styled-stage2/best" --data "$DATA"
+# The shipped base (what the trainer pane fine-tunes) is Stage 1 with its adapters merged.
+python tools/ship_default_model.py --base "$RUNS/v2-stage1/best" \
+  --stage2 "$RUNS/v2-stage2/best" --data "$DATA"

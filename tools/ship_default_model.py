@@ -1,12 +1,13 @@
 """Install a trained compact model as the shipped default and measure it for the model card.
 
-    python tools/ship_default_model.py --base RUNS/compact-base/best \
-        --stage2 RUNS/styled-stage2/best --data ../shared/data
+    python tools/ship_default_model.py --base RUNS/v2-stage1/best \
+        --stage2 RUNS/v2-stage2/best --data ../shared/data
 
 Writes resources/models/lungsam-compact-base (FP32 base stored as FP16: what users fine-tune
-from), resources/models/lungsam-compact-int8 (Stage 2 result, INT8 export with FP16 for the
+from; a Stage 1 model is merged first), resources/models/lungsam-compact-int8 (Stage 2 result, INT8 export with FP16 for the
 non-quantized tensors) and resources/models/DEFAULT, then evaluates and benchmarks the INT8
-model and writes evaluation.json + README.md (the model card) from the measured numbers.
+model (boxes, corrective clicks, robustness) and writes evaluation.json; the model card
+(README.md beside it) is written by hand from those numbers.
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ def folder_bytes(path: Path) -> int:
 
 
 def install(base_dir: Path, stage2_dir: Path) -> tuple[Path, Path, Path]:
+    """The base users fine-tune from is ``base_dir``; a Stage 1 model is shipped with its
+    adapters merged, so the pane's Stage 1 starts from a plain SAM that already knows the
+    clicks and mask styles."""
+    from engine.adalora import adapter_modules, merge_adalora
+
     base = load_model_folder(base_dir)
+    if adapter_modules(base.sam):
+        merge_adalora(base.sam)
     base_out = save_sam_folder(MODELS / BASE_NAME, base.sam, base.config, storage_dtype="float16",
                                extra_meta={"name": BASE_NAME, "provenance": base.meta.get("provenance"),
                                            "metrics": base.meta.get("metrics")})
@@ -141,6 +149,17 @@ def main() -> None:
         results["latency_int8_2048_dicom"] = {"load_ms": 1e3 * statistics.median(load_times),
                                               **latency(int8_out, big, 10)}
     comparison = compare_results(fp32_union, union)
+    from benchmarks.robustness import main as robustness
+    from trainer.click_eval import evaluate_clicks
+    from trainer.data import find_pairs
+
+    int8_model = load_model_folder(int8_out)
+    results["clicks_covidqu_val"] = evaluate_clicks(int8_model, find_pairs(val), 5, "cpu")
+    for style in styles or [None]:
+        results[f"clicks_gb_unseen_{style}"] = evaluate_clicks(
+            int8_model, find_pairs(gb, overlaps), 5, "cpu", style=style)
+    results["robustness_covidqu_val_300"] = robustness(
+        ["--model", str(int8_out), "--data", str(val), "--limit", "300", "--threads", str(args.threads)])
     results["eval_seconds"] = time.perf_counter() - t
     for key, res in (("covidqu_val_union", union), ("covidqu_val_per_lung", per_lung),
                      ("gb_unseen_union", unseen), ("covidqu_val_union_fp32", fp32_union)):
@@ -155,6 +174,9 @@ def main() -> None:
         "gb_unseen_dice": d(unseen)["mean"], "gb_n": unseen.summary["n"],
         **{k: v["metrics"]["dice"]["mean"] for k, v in results.items() if k.startswith("gb_unseen_")},
         "fp32_union_dice": d(fp32_union)["mean"], "int8_vs_fp32_dice": comparison["metrics"]["dice"],
+        **{k: {"mean_dice": v["mean_dice"], "worse": v["worse"], "n": v["n"]}
+           for k, v in results.items() if k.startswith("clicks_")},
+        "robustness": results["robustness_covidqu_val_300"]["table"],
         "sizes": results["size_bytes"], "latency": {k: v for k, v in results.items() if k.startswith("latency")},
     }, indent=2, default=str))
 
