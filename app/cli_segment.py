@@ -74,7 +74,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine.atomic import atomic_write_with
-    from engine.io import load_image
+    from engine.imaging import load_image
     from engine.mask_styles import style_index
     from engine.predictor import Predictor
     from engine.prompts import validate_boxes

@@ -176,7 +176,7 @@ def report(label: str, times: dict[str, list[float]]) -> None:
 
 
 def _load(path: Path) -> np.ndarray:
-    from engine.io import load_image
+    from engine.imaging import load_image
 
     return load_image(path).pixels
 

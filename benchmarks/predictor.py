@@ -22,7 +22,7 @@ import torch
 from segment_anything import SamPredictor
 
 from engine.embedding_cache import EmbeddingCache
-from engine.io import load_image
+from engine.imaging import load_image
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor
 from engine.registry import load_model

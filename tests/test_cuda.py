@@ -25,7 +25,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 @pytest.mark.parametrize("name", ["lungsam-compact-int8", "lungsam-compact-base"])
 def test_shipped_models_give_the_cpu_masks_on_cuda(name):
-    from engine.io import load_image
+    from engine.imaging import load_image
     from engine.mask_styles import mask_styles
     from engine.predictor import Predictor
     from engine.registry import load_model

@@ -35,7 +35,7 @@ def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    from engine.io import load_image
+    from engine.imaging import load_image
     from engine.project_store import ProjectStore
     from trainer.run import read_exclude
 

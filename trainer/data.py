@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from engine.errors import LungSamError, TrainingError
-from engine.io import SUPPORTED_EXTENSIONS, load_image
+from engine.imaging import SUPPORTED_EXTENSIONS, load_image
 from engine.preprocess import as_rgb, resize_to_input
 from trainer.lung_labels import labels_from_masks
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
-from engine.io import LoadedImage, load_image
+from engine.imaging import LoadedImage, load_image
 from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.gui.worker import LatestMailbox
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
-from engine.io import LoadedImage, load_image
+from engine.imaging import LoadedImage, load_image
 
 
 def image_nbytes(image: LoadedImage) -> int:

@@ -40,7 +40,7 @@ from app.gui.windowing import PRESETS, Windower
 from app.gui.worker import ModelInfo, ModelWorker
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
-from engine.io import LoadedImage
+from engine.imaging import LoadedImage
 
 NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20

@@ -2,7 +2,7 @@
 
 Dragging window/level on a 4k x 5k 16-bit radiograph must not stall the GUI: integer-valued
 raw data is shifted once into a uint16 index image, and each new window is a 64 Ki-entry
-lookup table built with :func:`engine.io.apply_window` itself, so the display matches the
+lookup table built with :func:`engine.imaging.loader.apply_window` itself, so the display matches the
 loader's pixels exactly. Non-integer data falls back to ``apply_window`` on the full array.
 The model keeps seeing the file's own window (``LoadedImage.pixels``); re-windowing only
 changes what is shown.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.io import LoadedImage, Window, apply_window, default_window
+from engine.imaging import LoadedImage, Window, apply_window, default_window
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def write_cxr_dicom(path: Path, source_png: Path, center: float = 2000.0, width:
 def test_dicom_opens_with_its_window_and_rewindows_for_display_only(qtbot, gui_model, cxr_dir, tmp_path, make_window):
     from PySide6.QtCore import Qt
 
-    from engine.io import Window, apply_window
+    from engine.imaging import Window, apply_window
 
     folder = tmp_path / "dicoms"
     folder.mkdir()

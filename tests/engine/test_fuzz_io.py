@@ -36,7 +36,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless, generate_uid
 
 from engine.errors import ImageLoadError
-from engine.io import MAX_PIXELS, apply_window, load_image_bytes
+from engine.imaging import MAX_PIXELS, apply_window, load_image_bytes
 
 CASE_SECONDS = 5.0  # a case still running after this is a hang and fails the test
 MEMORY_HEADROOM = 2 << 30  # address space a child may add to what it inherits
@@ -418,9 +418,9 @@ def test_tiff_whose_page_list_loops_is_refused_not_walked_forever(seed: str) -> 
 
 def test_time_limit_catches_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness itself: a loader that never returns is killed and reported as a hang."""
-    import engine.io
+    import engine.imaging.loader
 
-    monkeypatch.setattr(engine.io, "_decode", lambda *a, **k: time.sleep(60))
+    monkeypatch.setattr(engine.imaging.loader, "_decode", lambda *a, **k: time.sleep(60))
     monkeypatch.setitem(globals(), "CASE_SECONDS", 0.5)
     result = load_in_child(SEEDS["png8.png"], "png8.png")
     assert result["outcome"] == "hang" and float(result["seconds"]) < 5
@@ -428,8 +428,8 @@ def test_time_limit_catches_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_memory_limit_stops_a_runaway_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness itself: a loader that allocates beyond the headroom fails, not the machine."""
-    import engine.io
+    import engine.imaging.loader
 
-    monkeypatch.setattr(engine.io, "_decode", lambda *a, **k: np.ones(MEMORY_HEADROOM + (1 << 30), np.uint8))
+    monkeypatch.setattr(engine.imaging.loader, "_decode", lambda *a, **k: np.ones(MEMORY_HEADROOM + (1 << 30), np.uint8))
     result = load_in_child(SEEDS["png8.png"], "png8.png")
     assert result["outcome"] == "other" and "MemoryError" in str(result["detail"])

@@ -1,4 +1,4 @@
-"""engine.io / engine.dicom_io: every input is built here (or is one real dataset file)."""
+"""engine.imaging.loader / engine.imaging.dicom_io: every input is built here (or is one real dataset file)."""
 
 from __future__ import annotations
 
@@ -26,15 +26,15 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from engine import dicom_io
 from engine.errors import ImageLoadError, LungSamError
-from engine.io import (
+from engine.imaging import (
     MAX_PIXELS,
     SUPPORTED_EXTENSIONS,
     LoadedImage,
     Window,
     apply_window,
     default_window,
+    dicom_io,
     is_supported_image,
     load_image,
     load_image_bytes,

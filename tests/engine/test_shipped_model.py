@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.io import load_image
+from engine.imaging import load_image
 from engine.mask_styles import mask_styles
 from engine.predictor import Predictor
 from engine.registry import default_model_name, load_model, shipped_models_dir

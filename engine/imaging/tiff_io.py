@@ -1,8 +1,8 @@
 """TIFF input through tifffile, with Pillow as the fallback decoder.
 
-Kept apart from :mod:`engine.io` so tifffile is imported only when a TIFF arrives, and so
-its defences (page-chain loops, multi-page and 3-D files, compressions that need the
-optional ``imagecodecs``) live in one place.
+Kept apart from the dispatcher (:mod:`engine.imaging.loader`) so tifffile is imported only
+when a TIFF arrives, and so its defences (page-chain loops, multi-page and 3-D files,
+compressions that need the optional ``imagecodecs``) live in one place.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import BinaryIO
 import numpy as np
 
 from engine.errors import ImageLoadError
-from engine.io import LoadedImage, check_size, image_from_array, library_errors, load_pillow
+from engine.imaging.image import LoadedImage, check_size, image_from_array, library_errors
+from engine.imaging.pillow_io import load_pillow
 
 MAX_TIFF_PAGES = 64  # a radiograph plus thumbnails or pyramid levels; enough to refuse more
 

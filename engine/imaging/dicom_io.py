@@ -1,4 +1,5 @@
-"""DICOM input for :mod:`engine.io`: one frame of a radiograph, displayed as a viewer would.
+"""DICOM input (dispatched by :mod:`engine.imaging.loader`): one frame of a radiograph,
+displayed as a viewer would.
 
 Grey data goes stored values -> modality LUT (rescale slope/intercept) -> VOI (VOI LUT
 Sequence, else Window Center/Width, else a percentile window) -> MONOCHROME1 inversion, so
@@ -26,7 +27,7 @@ from pydicom.uid import (
 )
 
 from engine.errors import ImageLoadError
-from engine.io import (
+from engine.imaging.image import (
     LoadedImage,
     Window,
     apply_window,

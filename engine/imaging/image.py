@@ -1,68 +1,24 @@
-"""Image input: PNG, JPEG, TIFF and DICOM chest X-rays into one :class:`LoadedImage`.
+"""What every image loader builds: :class:`LoadedImage` and :class:`Window`, the pixel limit,
+and the array-to-image helpers the format loaders share.
 
-Everything downstream (predictor, trainer, GUI) sees the same thing: ``pixels``, a uint8
-HxW (grey) or HxWx3 (colour) array that is both what is shown and what the model gets.
-High-bit-depth data (DICOM, 16-bit/float TIFF and PNG) also keeps ``raw`` (float32) and the
-``window`` that made ``pixels``, so the GUI can re-window without reading the file again;
-``apply_window(raw, window, invert)`` reproduces ``pixels`` exactly.
-
-The format is found from the file's first bytes, not its name, so a JPEG saved as ``.png``
-still opens. Every failure is an :class:`ImageLoadError` whose message starts with the file
-name and says in plain words what is wrong; library exceptions are chained, never leaked.
-Sizes are checked from the header before any pixel is decoded (decompression bombs).
-
-Pixel coordinates everywhere are (row, col) of ``pixels``: after EXIF orientation for JPEG,
-which is how viewers and OpenCV show such files.
+The dispatcher (:mod:`engine.imaging.loader`) and the format loaders (Pillow, TIFF, DICOM)
+all import from here and never from each other's dispatcher, so no loader module needs
+another to be imported first.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
 
 from engine.errors import ImageLoadError
 
-__all__ = [
-    "MAX_PIXELS",
-    "SUPPORTED_EXTENSIONS",
-    "LoadedImage",
-    "Window",
-    "apply_window",
-    "default_window",
-    "is_supported_image",
-    "load_image",
-    "load_image_bytes",
-]
-
 MAX_PIXELS = 100_000_000
 """Largest image (rows x columns) we agree to decode; bigger headers are refused unread."""
-
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom", ".bmp", ".webp"}
-)
-DICOM_EXTENSIONS: frozenset[str] = frozenset({".dcm", ".dicom"})
-
-# A half-decoded image must fail loudly, never be shown with a grey band at the bottom.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-
-_SNIFF_BYTES = 132  # DICOM: 128-byte preamble + "DICM"
-_PILLOW_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"BM", "BMP"),
-)
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
-_UNKNOWN_FORMAT = "unknown image format (expected PNG, JPEG, TIFF or DICOM)"
 
 
 @dataclass(frozen=True)
@@ -176,76 +132,7 @@ def sanitize_raw(values: np.ndarray, name: str) -> np.ndarray:
     return raw
 
 
-# ----------------------------------------------------------------------------- public loaders
-
-
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Decode the image file at ``path`` (PNG, JPEG, TIFF, DICOM; BMP/WEBP via Pillow)."""
-    path = Path(path)
-    name = path.name or str(path)
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-            fh.seek(0)
-            image = _decode(fh, head, name, max_pixels)
-    except FileNotFoundError as exc:
-        raise ImageLoadError(f"{name}: the file does not exist") from exc
-    except IsADirectoryError as exc:
-        raise ImageLoadError(f"{name}: this is a folder, not an image file") from exc
-    except PermissionError as exc:
-        raise ImageLoadError(f"{name}: no permission to read the file") from exc
-    except OSError as exc:
-        raise ImageLoadError(f"{name}: the file could not be read ({exc.strerror or exc})") from exc
-    return dataclasses.replace(image, path=path)
-
-
-def load_image_bytes(
-    data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS
-) -> LoadedImage:
-    """Same as :func:`load_image` for an in-memory file; ``name`` is used in messages and,
-    for preamble-less DICOM, its extension."""
-    data = bytes(data)
-    return _decode(io.BytesIO(data), data[:_SNIFF_BYTES], name, max_pixels)
-
-
-def is_supported_image(path: str | Path) -> bool:
-    """Cheap test whether a folder entry is worth listing as an image.
-
-    Decided by extension alone (no file access) except for names without a real extension
-    (``IM0001``, ``1.2.840.113619.2.5``), where the 132-byte DICOM preamble is read. macOS
-    ``._*`` sidecar files and DICOMDIR indexes are skipped.
-    """
-    path = Path(path)
-    if path.name.startswith("._") or path.name.upper() == "DICOMDIR":
-        return False
-    suffix = path.suffix.lower()
-    if suffix in SUPPORTED_EXTENSIONS:
-        return True
-    if suffix and not suffix[1:].isdigit():
-        return False
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-    except OSError:
-        return False
-    return head[128:132] == b"DICM"
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def sniff_format(head: bytes) -> str | None:
-    """Format name from the first 132 bytes, or None when no known signature matches."""
-    if head[128:132] == b"DICM":
-        return "DICOM"
-    if head[:4] in _TIFF_MAGIC:
-        return "TIFF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    for magic, fmt in _PILLOW_MAGIC:
-        if head.startswith(magic):
-            return fmt
-    return None
 
 
 @contextmanager
@@ -332,67 +219,3 @@ def _composite_on_black(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return colour
     weights = alpha.astype(np.uint16)[:, :, None]
     return ((colour.astype(np.uint16) * weights + 127) // 255).astype(np.uint8)
-
-
-def _decode(fh: BinaryIO, head: bytes, name: str, max_pixels: int) -> LoadedImage:
-    """Dispatch on content; DICOM without preamble only when the name says .dcm/.dicom."""
-    if not head:
-        raise ImageLoadError(f"{name}: the file is empty (0 bytes)")
-    fmt = sniff_format(head)
-    if fmt == "DICOM" or (fmt is None and Path(name).suffix.lower() in DICOM_EXTENSIONS):
-        from engine.dicom_io import load_dicom  # pydicom is only imported when needed
-
-        return load_dicom(fh, name, max_pixels, force=fmt is None)
-    if fmt is None:
-        raise ImageLoadError(f"{name}: {_UNKNOWN_FORMAT}")
-    if fmt == "TIFF":
-        from engine.tiff_io import load_tiff  # tifffile is only imported when needed
-
-        return load_tiff(fh, name, max_pixels)
-    return load_pillow(fh, name, fmt, max_pixels)
-
-
-def load_pillow(
-    fh: BinaryIO, name: str, fmt: str, max_pixels: int, single_frame: bool = True
-) -> LoadedImage:
-    """PNG/JPEG/BMP/WEBP (and TIFF that tifffile cannot decompress) through Pillow."""
-    try:
-        image = Image.open(fh, formats=[fmt])
-    except Image.DecompressionBombError as exc:
-        limit = max_pixels
-        if Image.MAX_IMAGE_PIXELS:
-            limit = min(limit, 2 * Image.MAX_IMAGE_PIXELS)
-        raise ImageLoadError(
-            f"{name}: the image is too large (more than {limit:,} pixels)"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad headers
-        raise ImageLoadError(f"{name}: the file is truncated or corrupt") from exc
-    with image:
-        cols, rows = image.size
-        check_size(name, rows, cols, max_pixels)
-        frames = int(getattr(image, "n_frames", 1) or 1)
-        if single_frame and frames > 1:
-            raise ImageLoadError(
-                f"{name}: animated or multi-frame image ({frames} frames) is not supported; "
-                "export a single frame"
-            )
-        with library_errors(name, "the file is truncated or corrupt"):
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)
-            arr = _pillow_samples(image)
-    return image_from_array(arr, fmt, name)
-
-
-def _pillow_samples(image: Image.Image) -> np.ndarray:
-    """Samples of a Pillow image as numpy, keeping alpha and 16-bit/float precision."""
-    mode = image.mode
-    if mode in ("L", "LA", "RGB", "RGBA", "F") or mode.startswith("I"):
-        return np.asarray(image)
-    if mode == "1":
-        return np.asarray(image.convert("L"))
-    if mode in ("La", "RGBa"):  # premultiplied: already composited on black
-        return np.asarray(image.convert(mode[:-1]))[:, :, :-1]
-    if mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in image.info
-        return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-    return np.asarray(image.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
