@@ -75,10 +75,10 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from engine.atomic import atomic_write_with
     from engine.imaging import load_image
-    from engine.mask_styles import style_index
     from engine.predictor import Predictor
     from engine.prompts import validate_boxes
     from engine.registry import load_model
+    from engine.sam import style_index
 
     jobs = _jobs(args)
     for image_path, _ in jobs:
@@ -111,8 +111,8 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
-    from engine.mask_styles import DEFAULT_STYLE
     from engine.registry import default_model_name, list_models
+    from engine.sam import DEFAULT_STYLE
 
     default = default_model_name()
     entries = list_models()

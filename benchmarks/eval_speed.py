@@ -9,7 +9,7 @@ compact model on the 2-core reference machine.
     python benchmarks/eval_speed.py [--n 250] [--size 1024] [--model M] [--prompt per-lung]
 
 Without --model the shipped default model is used if installed, else a compact model with
-random weights (engine.sam_config.COMPACT); random weights cost the same time per image.
+random weights (engine.sam.config.COMPACT); random weights cost the same time per image.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ def pick_model(spec: str | None, tmp: Path) -> str:
     import torch
 
     from engine.model_folder import save_sam_folder
-    from engine.sam_builder import build_sam
-    from engine.sam_config import COMPACT
+    from engine.sam import COMPACT, build_sam
 
     torch.manual_seed(0)
     folder = save_sam_folder(tmp / "compact-random", build_sam(COMPACT), COMPACT)

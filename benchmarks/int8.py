@@ -28,10 +28,8 @@ from engine.int8_export import export_int8
 from engine.int8_runtime import Int8Linear
 from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
 from engine.predictor import Predictor
-from engine.preprocess import prepare_image
 from engine.quant import insert_fake_quant
-from engine.sam_builder import build_sam
-from engine.sam_config import SamConfig, preset, tiny_config
+from engine.sam import SamConfig, build_sam, prepare_image, preset, tiny_config
 from trainer.metrics import dice
 
 

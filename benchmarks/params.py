@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.sam_builder import build_sam, count_parameters
-from engine.sam_config import preset
+from engine.sam import build_sam, count_parameters, preset
 from trainer.stages import Stage1Config, stage1
 
 

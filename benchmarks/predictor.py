@@ -26,8 +26,7 @@ from engine.imaging import load_image
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor
 from engine.registry import load_model
-from engine.sam_builder import build_sam
-from engine.sam_config import preset
+from engine.sam import build_sam, preset
 from trainer.metrics import dice
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/covid_chestxray_gb/images"

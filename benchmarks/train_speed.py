@@ -22,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-from engine.sam_builder import build_sam
-from engine.sam_config import preset
+from engine.sam import build_sam, preset
 from trainer.data import find_pairs, load_set
 from trainer.events import EventWriter
 from trainer.loop import LoopConfig, Trainer

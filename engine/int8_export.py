@@ -32,7 +32,7 @@ from engine.int8_runtime import INT8_TYPES, convert_to_int8
 from engine.model_folder import write_model_folder
 from engine.model_structure import describe_adapters, describe_structure
 from engine.quant import SELECTION_ATTR, QuantSelection, fake_quant_layers, select_layers
-from engine.sam_config import SamConfig
+from engine.sam import SamConfig
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 

@@ -20,9 +20,7 @@ from segment_anything.modeling import Sam
 
 from engine.atomic import atomic_directory
 from engine.errors import ModelLoadError
-from engine.official_checkpoint import load_state_into
-from engine.sam_builder import build_sam
-from engine.sam_config import SamConfig
+from engine.sam import SamConfig, build_sam, load_state_into
 
 FORMAT_NAME = "lungsam-model"
 FORMAT_VERSION = 1

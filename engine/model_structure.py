@@ -13,7 +13,7 @@ model.json sections (both optional, ``null`` when absent; both enter the model h
     state-dict keys are ``<name>.weight_int8`` (int8), ``<name>.weight_scale`` and
     ``<name>.bias`` (FP32).
 
-``mask_styles``: the style names by output token (see :mod:`engine.mask_styles`), absent or
+``mask_styles``: the style names by output token (see :mod:`engine.sam.mask_styles`), absent or
     ``null`` for a model with one style. Names only: they change no arithmetic.
 
 ``qat``: ``{"layers": [...], "selection": ...}`` when the model was saved under Stage 2
@@ -44,8 +44,8 @@ from engine.adalora import (
 )
 from engine.errors import ModelLoadError
 from engine.int8_runtime import INT8_TYPES, Int8Linear, int8_layers, prepare_int8
-from engine.mask_styles import MASK_STYLES_ATTR, check_style_names, max_styles
 from engine.quant import QUANTIZABLE, SELECTION_ATTR, QuantSelection, fake_quant_layers
+from engine.sam import MASK_STYLES_ATTR, check_style_names, max_styles
 
 #: Attribute holding the :class:`AdaLoraConfig` a model was wrapped with (set on load and by
 #: :func:`remember_adalora_config`), so fields the modules cannot tell (``target_rank``,

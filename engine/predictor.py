@@ -17,10 +17,16 @@ import torch
 from engine.device import resolve_device
 from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.errors import PromptError
-from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
-from engine.preprocess import boxes_to_input, coords_to_input, masks_at_original, prepare_image
 from engine.prompts import validate_boxes, validate_points
+from engine.sam import (
+    boxes_to_input,
+    coords_to_input,
+    mask_styles,
+    masks_at_original,
+    prepare_image,
+    style_index,
+)
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ class Predictor:
 
         ``boxes``: (4,) or (B, 4). ``points``: (N, 2) shared by every box, or (B, N, 2).
         ``mask_input``: (B or 1, 1, h, w) low-res logits from a previous call.
-        ``style``: the annotation convention (:mod:`engine.mask_styles`), default style 0.
+        ``style``: the annotation convention (:mod:`engine.sam.mask_styles`), default style 0.
         """
         self._require_image()
         token = style_index(self.sam, style)

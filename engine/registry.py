@@ -21,8 +21,7 @@ from engine.model_folder import (
     save_sam_folder,
     sha256_file,
 )
-from engine.official_checkpoint import infer_config, load_state_into, read_state_dict
-from engine.sam_builder import build_sam
+from engine.sam import build_sam, infer_config, load_state_into, read_state_dict
 
 DEFAULT_MARKER = "DEFAULT"
 

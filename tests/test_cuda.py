@@ -26,9 +26,9 @@ SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 @pytest.mark.parametrize("name", ["lungsam-compact-int8", "lungsam-compact-base"])
 def test_shipped_models_give_the_cpu_masks_on_cuda(name):
     from engine.imaging import load_image
-    from engine.mask_styles import mask_styles
     from engine.predictor import Predictor
     from engine.registry import load_model
+    from engine.sam import mask_styles
 
     image = load_image(SAMPLES / "pneumocystis-pneumonia-1.jpg").pixels
     h, w = image.shape[:2]
@@ -74,8 +74,8 @@ def write_synthetic_set(folder: Path, n: int, grow_px: int = 0, seed: int = 0) -
 
 
 def test_base_stage1_with_a_style_stage2_and_int8_eval_on_cuda(tmp_path):
-    from engine.mask_styles import mask_styles
     from engine.registry import load_model
+    from engine.sam import mask_styles
     from trainer.evaluate import evaluate_model
     from trainer.events import read_events
     from trainer.run import TrainRequest, run_stage

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.errors import LungSamError, TrainingError
 from engine.imaging import SUPPORTED_EXTENSIONS, load_image
-from engine.preprocess import as_rgb, resize_to_input
+from engine.sam import as_rgb, resize_to_input
 from trainer.lung_labels import labels_from_masks
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ import numpy as np
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
-from engine.mask_styles import mask_styles, style_index
 from engine.model_folder import LoadedModel
 from engine.predictor import Predictor
 from engine.registry import load_model
+from engine.sam import mask_styles, style_index
 from trainer.data import Pair, find_pairs, read_mask
 from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, labels_from_masks
 from trainer.metrics import dice, mask_metrics

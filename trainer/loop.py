@@ -23,8 +23,7 @@ from tqdm import tqdm
 
 from engine.atomic import atomic_write_with
 from engine.errors import TrainingError
-from engine.preprocess import normalize_and_pad
-from engine.sam_forward import predict_boxes
+from engine.sam import normalize_and_pad, predict_boxes
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import SampleSet
 from trainer.events import EventWriter

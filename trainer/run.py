@@ -18,7 +18,7 @@ from engine.atomic import atomic_write_bytes
 from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
 from engine.registry import load_model
-from engine.sam_config import preset
+from engine.sam import preset
 from trainer.data import concat_sets, find_pairs, load_set, split_pairs
 from trainer.events import EventWriter
 from trainer.loop import DistInfo, LoopConfig, Trainer, check_disk_space, init_distributed

@@ -26,8 +26,7 @@ from engine.errors import TrainingError
 from engine.model_folder import LoadedModel, save_sam_folder
 from engine.model_structure import remember_adalora_config
 from engine.rank_allocator import EventSchedule, RankAllocator
-from engine.sam_builder import build_sam, count_parameters
-from engine.sam_config import SamConfig
+from engine.sam import SamConfig, build_sam, count_parameters
 from trainer.loop import History, StageHooks
 
 PAPER_PRUNE_EPOCHS = (3, 7, 12)

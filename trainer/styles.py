@@ -4,7 +4,7 @@
 NAME=DIR`` adds examples of another, oversampled with ``--style-repeat`` because such sets
 are small (a site's few dozen radiologist masks next to thousands of public ones). Each
 example trains only its own style's output token, so conventions never contradict each
-other on the same image. See :mod:`engine.mask_styles`.
+other on the same image. See :mod:`engine.sam.mask_styles`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from engine.errors import TrainingError
-from engine.mask_styles import DEFAULT_STYLE, add_mask_style, mask_styles, set_mask_styles
+from engine.sam import DEFAULT_STYLE, add_mask_style, mask_styles, set_mask_styles
 from trainer.data import Pair, SampleSet, split_pairs
 
 

@@ -21,7 +21,7 @@ from app.gui.labels_panel import LABEL_COLORS
 from app.gui.preferences import MASK_STYLE, get_preference, set_preference
 from app.gui.session import ImageSession, Snapshot
 from app.gui.worker import ModelWorker, PredictRequest, PredictResult
-from engine.mask_styles import styled_name
+from engine.sam import styled_name
 
 
 class Annotator(QObject):

@@ -189,7 +189,7 @@ def seconds_per_image(arch: str, device: str) -> dict[str, float] | None:
         return SECONDS_PER_IMAGE[(arch, kind)]
     if kind != "cpu":
         return None
-    from engine.sam_config import PRESETS
+    from engine.sam import PRESETS
 
     cfg = PRESETS.get(arch)
     big = cfg is None or cfg.img_size >= 1024  # medsam, vit_l/h: at least ViT-B's cost

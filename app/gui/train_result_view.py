@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.mask_styles import styled_name
+from engine.sam import styled_name
 
 ROWS = ("Held-back Dice (mean)", "Wilcoxon p (paired)", "Trainable parameters", "Model file size", "Model")
 

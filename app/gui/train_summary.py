@@ -38,8 +38,8 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
     """Rows (name, dice, ...) of model ``spec`` on the held-back ``pairs``, in mask style
     ``style`` when the model has it (else its first). A pair whose masks cannot be read is
     skipped for both models alike, since the comparison pairs rows by name."""
-    from engine.mask_styles import mask_styles
     from engine.registry import load_model
+    from engine.sam import mask_styles
     from trainer.evaluate import evaluate_pairs
 
     model = load_model(spec)

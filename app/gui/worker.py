@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
-from engine.mask_styles import DEFAULT_STYLE
+from engine.sam import DEFAULT_STYLE
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,7 @@ def make_broken(kind: str, gui_model: Path, tmp_path: Path) -> tuple[Path, str]:
 
 
 def _other_tiny():
-    from engine.sam_builder import build_sam
-    from engine.sam_config import tiny_config
+    from engine.sam import build_sam, tiny_config
 
     torch.manual_seed(99)
     config = tiny_config(img_size=64)

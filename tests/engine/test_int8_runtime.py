@@ -23,9 +23,7 @@ from engine.quant import (
     insert_fake_quant,
     quantize_weight,
 )
-from engine.sam_builder import build_sam
-from engine.sam_config import tiny_config
-from engine.sam_forward import predict_boxes
+from engine.sam import build_sam, predict_boxes, tiny_config
 
 
 def dice(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from engine.errors import ModelLoadError, PromptError
-from engine.mask_styles import add_mask_style, mask_styles, set_mask_styles, style_index
 from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
 from engine.predictor import Predictor
-from engine.sam_forward import decode_per_prompt
+from engine.sam import add_mask_style, decode_per_prompt, mask_styles, set_mask_styles, style_index
 from tests.conftest import synthetic_cxr
 
 

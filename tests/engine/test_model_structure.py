@@ -24,9 +24,7 @@ from engine.int8_runtime import Int8ConvTranspose2d, Int8Linear, convert_to_int8
 from engine.model_folder import load_model_folder, save_sam_folder
 from engine.model_structure import describe_structure, remember_adalora_config
 from engine.quant import FakeQuantLinear, QuantSelection, insert_fake_quant, select_layers
-from engine.sam_builder import build_sam
-from engine.sam_config import SamConfig, tiny_config
-from engine.sam_forward import predict_boxes
+from engine.sam import SamConfig, build_sam, predict_boxes, tiny_config
 
 ADAPTER = AdaLoraConfig(r_max=6, target_rank=3, alpha=12.0)
 IMAGES = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(7))

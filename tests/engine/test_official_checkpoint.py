@@ -10,10 +10,8 @@ import torch
 
 from engine.errors import ModelLoadError
 from engine.model_folder import load_model_folder
-from engine.official_checkpoint import infer_config, read_state_dict
 from engine.registry import import_checkpoint, load_model, load_official_checkpoint
-from engine.sam_builder import build_sam
-from engine.sam_config import VIT_B, tiny_config
+from engine.sam import VIT_B, build_sam, infer_config, read_state_dict, tiny_config
 
 
 def _write_official(path: Path, sam: torch.nn.Module) -> None:

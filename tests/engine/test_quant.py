@@ -25,8 +25,7 @@ from engine.quant import (
     select_layers,
     weight_scale,
 )
-from engine.sam_builder import build_sam
-from engine.sam_config import tiny_config
+from engine.sam import build_sam, tiny_config
 
 
 def tiny_sam(seed: int = 0) -> nn.Module:
@@ -244,7 +243,7 @@ def test_selection_round_trips_through_a_dict_and_refuses_unknown_keys() -> None
 
 
 def test_a_qat_step_trains_through_fake_quant_layers() -> None:
-    from engine.sam_forward import predict_boxes
+    from engine.sam import predict_boxes
 
     sam = tiny_sam()
     wrap_adalora(sam, AdaLoraConfig(r_max=4, target_rank=2))

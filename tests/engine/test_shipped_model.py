@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from engine.imaging import load_image
-from engine.mask_styles import mask_styles
 from engine.predictor import Predictor
 from engine.registry import default_model_name, load_model, shipped_models_dir
+from engine.sam import mask_styles
 from trainer.lung_labels import split_lungs
 from trainer.metrics import dice
 from trainer.prompts import tight_box

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from engine.model_folder import load_model_folder
-from engine.sam_builder import build_sam
-from engine.sam_config import tiny_config
+from engine.sam import build_sam, tiny_config
 from trainer.data import find_pairs, load_set
 from trainer.events import EventWriter, read_events
 from trainer.loop import LoopConfig, Trainer, evaluate_set, lr_factor

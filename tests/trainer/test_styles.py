@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from engine.errors import TrainingError
-from engine.mask_styles import mask_styles, set_mask_styles
 from engine.predictor import Predictor
 from engine.registry import load_model
+from engine.sam import mask_styles, set_mask_styles
 from trainer.data import find_pairs, load_set
 from trainer.evaluate import evaluate_model
 from trainer.loop import evaluate_set

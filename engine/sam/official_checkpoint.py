@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine.errors import ModelLoadError
-from engine.sam_config import PRESETS, SamConfig
+from engine.sam.config import PRESETS, SamConfig
 
 _BLOCK_KEY = re.compile(r"^image_encoder\.blocks\.(\d+)\.")
 # Nested layouts seen in fine-tuning repositories that save more than the bare state dict.

@@ -17,7 +17,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
-from engine.sam_config import SamConfig
+from engine.sam.config import SamConfig
 
 
 def build_sam(config: SamConfig) -> Sam:

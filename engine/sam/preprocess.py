@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.sam_config import SamConfig
+from engine.sam.config import SamConfig
 
 
 def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
