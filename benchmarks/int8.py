@@ -25,10 +25,9 @@ import torch
 from engine.adalora import merge_adalora
 from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.int8_export import export_int8
-from engine.int8_runtime import Int8Linear
 from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
 from engine.predictor import Predictor
-from engine.quant import insert_fake_quant
+from engine.quant import Int8Linear, insert_fake_quant
 from engine.sam import SamConfig, build_sam, prepare_image, preset, tiny_config
 from trainer.metrics import dice
 

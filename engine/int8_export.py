@@ -3,7 +3,7 @@
 Steps: copy the model; merge AdaLoRA into its FP32 qkv (exact); take the fake-quant layers as
 the INT8 layers (what Stage 2 trained) or, on a model without fake-quant, the layers
 ``selection`` picks (default: the selection Stage 2 recorded on the model or in its folder's
-``qat`` section, else the paper's); quantise them into :mod:`engine.int8_runtime` modules;
+``qat`` section, else the paper's); quantise them into :mod:`engine.quant.int8_runtime` modules;
 write the state dict, where INT8 layers contribute ``<name>.weight_int8`` (int8) plus FP32
 ``weight_scale`` and ``bias``, and every other float tensor is stored as ``storage_dtype``
 (FP32 or FP16).
@@ -15,7 +15,7 @@ Sizes (random weights; the ratio depends only on the architecture): compact 33.9
 position-embedding values stay FP32.
 
 The loaded folder computes what the fake-quant model computed: same grid, same per-token
-activation quantisation, and the integer matmul is exact (see :mod:`engine.quant`).
+activation quantisation, and the integer matmul is exact (see :mod:`engine.quant.fake_quant`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,16 @@ import torch
 from torch import nn
 
 from engine.adalora import adapter_modules, merge_adalora
-from engine.int8_runtime import INT8_TYPES, convert_to_int8
 from engine.model_folder import write_model_folder
 from engine.model_structure import describe_adapters, describe_structure
-from engine.quant import SELECTION_ATTR, QuantSelection, fake_quant_layers, select_layers
+from engine.quant import (
+    INT8_TYPES,
+    SELECTION_ATTR,
+    QuantSelection,
+    convert_to_int8,
+    fake_quant_layers,
+    select_layers,
+)
 from engine.sam import SamConfig
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}

@@ -9,7 +9,7 @@ model.json sections (both optional, ``null`` when absent; both enter the model h
     Loading wraps the layers the config selects and restores the rank masks (the weights then
     bring P, Q, Lambda and the base weights).
 ``int8``: ``{"layers": [module names], "scheme": {...}, "selection": QuantSelection dict or
-    null}``. Loading replaces each named layer by its :mod:`engine.int8_runtime` module, whose
+    null}``. Loading replaces each named layer by its :mod:`engine.quant.int8_runtime` module, whose
     state-dict keys are ``<name>.weight_int8`` (int8), ``<name>.weight_scale`` and
     ``<name>.bias`` (FP32).
 
@@ -43,8 +43,16 @@ from engine.adalora import (
     wrap_adalora,
 )
 from engine.errors import ModelLoadError
-from engine.int8_runtime import INT8_TYPES, Int8Linear, int8_layers, prepare_int8
-from engine.quant import QUANTIZABLE, SELECTION_ATTR, QuantSelection, fake_quant_layers
+from engine.quant import (
+    INT8_TYPES,
+    QUANTIZABLE,
+    SELECTION_ATTR,
+    Int8Linear,
+    QuantSelection,
+    fake_quant_layers,
+    int8_layers,
+    prepare_int8,
+)
 from engine.sam import MASK_STYLES_ATTR, check_style_names, max_styles
 
 #: Attribute holding the :class:`AdaLoraConfig` a model was wrapped with (set on load and by
@@ -52,7 +60,7 @@ from engine.sam import MASK_STYLES_ATTR, check_style_names, max_styles
 #: ``ortho_weight``, ``init_std``) survive a save.
 ADAPTER_CONFIG_ATTR = "lungsam_adalora_config"
 
-#: Version 1 of the INT8 numerics (see :mod:`engine.quant`). A folder with another version
+#: Version 1 of the INT8 numerics (see :mod:`engine.quant.fake_quant`). A folder with another version
 #: is refused rather than run with different arithmetic.
 INT8_SCHEME: dict[str, Any] = {
     "version": 1,

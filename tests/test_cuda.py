@@ -48,7 +48,7 @@ def test_shipped_models_give_the_cpu_masks_on_cuda(name):
 
 
 def test_int8_linear_runs_on_cuda_like_on_cpu():
-    from engine.int8_runtime import Int8Linear
+    from engine.quant import Int8Linear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 32)

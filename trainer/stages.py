@@ -14,6 +14,8 @@ import torch
 
 from engine.adalora import (
     AdaLoraConfig,
+    EventSchedule,
+    RankAllocator,
     adalora_parameters,
     adapter_modules,
     freeze_rank_masks,
@@ -25,7 +27,6 @@ from engine.adalora import (
 from engine.errors import TrainingError
 from engine.model_folder import LoadedModel, save_sam_folder
 from engine.model_structure import remember_adalora_config
-from engine.rank_allocator import EventSchedule, RankAllocator
 from engine.sam import SamConfig, build_sam, count_parameters
 from trainer.loop import History, StageHooks
 

@@ -8,20 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-from engine.int8_runtime import (
-    Int8Conv2d,
-    Int8ConvTranspose2d,
-    Int8Linear,
-    convert_to_int8,
-    int8_layers,
-    set_kernel,
-)
 from engine.quant import (
     FakeQuantConv2d,
     FakeQuantConvTranspose2d,
     FakeQuantLinear,
+    Int8Conv2d,
+    Int8ConvTranspose2d,
+    Int8Linear,
+    convert_to_int8,
     insert_fake_quant,
+    int8_layers,
     quantize_weight,
+    set_kernel,
 )
 from engine.sam import build_sam, predict_boxes, tiny_config
 

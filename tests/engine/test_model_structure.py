@@ -20,10 +20,18 @@ from engine.adalora import (
 )
 from engine.errors import ModelLoadError
 from engine.int8_export import export_int8
-from engine.int8_runtime import Int8ConvTranspose2d, Int8Linear, convert_to_int8, int8_layers
 from engine.model_folder import load_model_folder, save_sam_folder
 from engine.model_structure import describe_structure, remember_adalora_config
-from engine.quant import FakeQuantLinear, QuantSelection, insert_fake_quant, select_layers
+from engine.quant import (
+    FakeQuantLinear,
+    Int8ConvTranspose2d,
+    Int8Linear,
+    QuantSelection,
+    convert_to_int8,
+    insert_fake_quant,
+    int8_layers,
+    select_layers,
+)
 from engine.sam import SamConfig, build_sam, predict_boxes, tiny_config
 
 ADAPTER = AdaLoraConfig(r_max=6, target_rank=3, alpha=12.0)

@@ -8,13 +8,15 @@ from torch import nn
 
 from engine.adalora import (
     AdaLoraConfig,
+    CubicSchedule,
+    EventSchedule,
+    RankAllocator,
     adalora_parameters,
     adapter_modules,
     orthogonal_regularizer,
     rank_pattern,
     wrap_adalora,
 )
-from engine.rank_allocator import CubicSchedule, EventSchedule, RankAllocator
 from tests.engine.test_adalora import small_encoder
 
 

@@ -23,7 +23,7 @@ The budget is global: the top-B triplets over *all* adapted layers survive, so l
 end with different ranks. Masks only ever shrink: a pruned triplet has ``Lambda*m = 0``,
 so its gradients are exactly zero and its score is stale; it is excluded from the
 ranking rather than revived on stale evidence. The pruned ``Lambda_i`` is left as it is
-(it has no effect on the output); :func:`engine.adalora.freeze_rank_masks` zeroes it.
+(it has no effect on the output); :func:`engine.adalora.model.freeze_rank_masks` zeroes it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from engine.adalora import AdaLoraConfig, AdaLoraLinear, adapter_modules
+from engine.adalora.layer import AdaLoraConfig, AdaLoraLinear
+from engine.adalora.model import adapter_modules
 
 
 class RankSchedule(Protocol):

@@ -1,6 +1,6 @@
 """Fake quantisation for Stage 2 (QAT) and the paper's choice of INT8 layers.
 
-Numerics (shared, formula for formula, with :mod:`engine.int8_runtime`, so Stage 2 trains
+Numerics (shared, formula for formula, with :mod:`engine.quant.int8_runtime`, so Stage 2 trains
 exactly what is deployed):
 
 * Weights: symmetric per-tensor INT8, ``scale = max|W| / 127``,
@@ -20,7 +20,7 @@ exactly what is deployed):
   2^24), so the two agree bit for bit in practice.
 * Conv2d / ConvTranspose2d (neck, decoder upscaling, prompt mask downscaling): weight-only INT8;
   their activations stay float because the runtime dequantises these few, small weights once
-  at load and runs the float convolution (see :mod:`engine.int8_runtime`).
+  at load and runs the float convolution (see :mod:`engine.quant.int8_runtime`).
 * A scale never drops below ``EPS / 127``: an all-zero tensor or row quantises to zeros.
 
 Gradients: straight-through. Inside the representable range ``|x / s| <= 127.5`` the
@@ -59,6 +59,7 @@ from torch import nn
 
 from engine.adalora import AdaLoraLinear
 from engine.errors import ModelLoadError
+from engine.modules import set_submodule
 
 QMAX = 127
 #: Floor of ``max|x|`` before dividing by 127, so all-zero tensors/rows get a finite scale.
@@ -226,13 +227,6 @@ def _retype(module: nn.Module, new_type: type[nn.Module]) -> nn.Module:
     for attr in ("_parameters", "_buffers", "_modules"):
         setattr(new, attr, dict(getattr(module, attr)))
     return new
-
-
-def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    """Replace the submodule called ``name`` (dotted path) by ``module``."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
 
 
 # -- selection -------------------------------------------------------------------------------
