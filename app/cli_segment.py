@@ -75,9 +75,8 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from engine.atomic import atomic_write_with
     from engine.imaging import load_image
-    from engine.predictor import Predictor
-    from engine.prompts import validate_boxes
-    from engine.registry import load_model
+    from engine.models import load_model
+    from engine.predict import Predictor, validate_boxes
     from engine.sam import style_index
 
     jobs = _jobs(args)
@@ -111,7 +110,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
-    from engine.registry import default_model_name, list_models
+    from engine.models import default_model_name, list_models
     from engine.sam import DEFAULT_STYLE
 
     default = default_model_name()
@@ -134,7 +133,7 @@ def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from engine.registry import import_checkpoint
+    from engine.models import import_checkpoint
 
     folder = import_checkpoint(
         args.checkpoint, args.out, args.model_type, "float16" if args.fp16_storage else "float32"

@@ -52,7 +52,7 @@ def make_dataset(src: Path, dst: Path, n: int, size: int) -> Path:
 
 
 def pick_model(spec: str | None, tmp: Path) -> str:
-    from engine.registry import default_model_name
+    from engine.models import default_model_name
 
     if spec:
         return spec
@@ -60,7 +60,7 @@ def pick_model(spec: str | None, tmp: Path) -> str:
         return "default"
     import torch
 
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
     from engine.sam import COMPACT, build_sam
 
     torch.manual_seed(0)

@@ -23,10 +23,8 @@ import numpy as np
 import torch
 
 from engine.adalora import merge_adalora
-from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
-from engine.int8_export import export_int8
-from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
-from engine.predictor import Predictor
+from engine.models import LoadedModel, export_int8, load_model_folder, save_sam_folder
+from engine.predict import CachedEmbedding, EmbeddingCache, Predictor, image_hash
 from engine.quant import Int8Linear, insert_fake_quant
 from engine.sam import SamConfig, build_sam, prepare_image, preset, tiny_config
 from trainer.metrics import dice

@@ -21,11 +21,9 @@ import numpy as np
 import torch
 from segment_anything import SamPredictor
 
-from engine.embedding_cache import EmbeddingCache
 from engine.imaging import load_image
-from engine.model_folder import LoadedModel
-from engine.predictor import Predictor
-from engine.registry import load_model
+from engine.models import LoadedModel, load_model
+from engine.predict import EmbeddingCache, Predictor
 from engine.sam import build_sam, preset
 from trainer.metrics import dice
 

@@ -48,7 +48,7 @@ def styled_tiny_sam(tiny_sam):
 
 @pytest.fixture
 def loaded_tiny(tiny_sam):
-    from engine.model_folder import LoadedModel
+    from engine.models import LoadedModel
 
     sam, config = tiny_sam
     return LoadedModel(sam=sam, config=config, model_hash="tiny-test", source="memory")

@@ -26,8 +26,8 @@ SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 @pytest.mark.parametrize("name", ["lungsam-compact-int8", "lungsam-compact-base"])
 def test_shipped_models_give_the_cpu_masks_on_cuda(name):
     from engine.imaging import load_image
-    from engine.predictor import Predictor
-    from engine.registry import load_model
+    from engine.models import load_model
+    from engine.predict import Predictor
     from engine.sam import mask_styles
 
     image = load_image(SAMPLES / "pneumocystis-pneumonia-1.jpg").pixels
@@ -74,7 +74,7 @@ def write_synthetic_set(folder: Path, n: int, grow_px: int = 0, seed: int = 0) -
 
 
 def test_base_stage1_with_a_style_stage2_and_int8_eval_on_cuda(tmp_path):
-    from engine.registry import load_model
+    from engine.models import load_model
     from engine.sam import mask_styles
     from trainer.evaluate import evaluate_model
     from trainer.events import read_events

@@ -26,11 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.embedding_cache import EmbeddingCache  # noqa: E402
 from engine.imaging import load_image  # noqa: E402
-from engine.int8_export import export_int8  # noqa: E402
-from engine.model_folder import load_model_folder, read_model_json, save_sam_folder  # noqa: E402
-from engine.predictor import Predictor  # noqa: E402
+from engine.models import export_int8, load_model_folder, read_model_json, save_sam_folder  # noqa: E402
+from engine.predict import EmbeddingCache, Predictor  # noqa: E402
 from engine.quant import remove_fake_quant  # noqa: E402
 from trainer.evaluate import evaluate_model  # noqa: E402
 from trainer.run import read_exclude  # noqa: E402

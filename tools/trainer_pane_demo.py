@@ -66,7 +66,7 @@ def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
 
 
 def choose_model(spec: str | None, work: Path) -> str:
-    from engine.registry import default_model_name, resolve_model
+    from engine.models import default_model_name, resolve_model
 
     if spec:
         return spec

@@ -29,12 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
-from engine.model_folder import LoadedModel
-from engine.predictor import Predictor
-from engine.registry import load_model
+from engine.models import LoadedModel, load_model
+from engine.predict import EmbeddingCache, Predictor
 from engine.sam import mask_styles, style_index
 from trainer.data import Pair, find_pairs, read_mask
 from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, labels_from_masks
@@ -278,7 +276,7 @@ def evaluate_model(
     progress: Progress | None = None,
     style: str | None = None,
 ) -> EvalResult:
-    """Score ``model`` (loaded, or anything :func:`engine.registry.load_model` accepts) on
+    """Score ``model`` (loaded, or anything :func:`engine.models.registry.load_model` accepts) on
     ``data_dir/images`` + ``data_dir/masks`` (+ ``masks_left``/``masks_right``).
 
     ``exclude``: image names (stems or file names) to leave out; ``limit``: the first N pairs

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import LungSamError
-from engine.model_folder import MODEL_JSON, WEIGHTS_FILE
+from engine.models import MODEL_JSON, WEIGHTS_FILE
 from trainer import report_plots as plots
 from trainer.events import read_events
 
@@ -164,8 +164,7 @@ def ssim_rows(models: list[tuple[str, Any]], data_dir: Path, n: int) -> list[dic
     """Predictions (union box from the GT) and SSIM maps against the GT for ``n`` images."""
     from skimage.metrics import structural_similarity
 
-    from engine.embedding_cache import EmbeddingCache
-    from engine.predictor import Predictor
+    from engine.predict import EmbeddingCache, Predictor
     from trainer.data import find_pairs
     from trainer.evaluate import load_ground_truth, prompt_boxes
 
@@ -316,7 +315,7 @@ def section_ssim(run_dir: Path, data_dir: Path | None, n_ssim: int) -> Html:
         raise NotAvailable("no data folder given (--data DIR)")
     if n_ssim <= 0:
         raise NotAvailable("n_ssim is 0")
-    from engine.registry import load_model
+    from engine.models import load_model
 
     models, notes = [], []
     for label, folder in (("FP32", run_dir / "best"), ("INT8", run_dir / "int8")):

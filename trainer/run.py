@@ -17,7 +17,7 @@ import torch
 from engine.atomic import atomic_write_bytes
 from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
-from engine.registry import load_model
+from engine.models import load_model
 from engine.sam import preset
 from trainer.data import concat_sets, find_pairs, load_set, split_pairs
 from trainer.events import EventWriter

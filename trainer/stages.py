@@ -25,8 +25,7 @@ from engine.adalora import (
     wrap_adalora,
 )
 from engine.errors import TrainingError
-from engine.model_folder import LoadedModel, save_sam_folder
-from engine.model_structure import remember_adalora_config
+from engine.models import LoadedModel, remember_adalora_config, save_sam_folder
 from engine.sam import SamConfig, build_sam, count_parameters
 from trainer.loop import History, StageHooks
 
@@ -156,7 +155,7 @@ def stage1(model, config: SamConfig, cfg: Stage1Config, epochs: int, steps_per_e
 def stage2(model, config: SamConfig, cfg: Stage2Config, provenance: dict[str, Any]):
     """Fake-quant inserted per the INT8 selection, rank masks frozen, Lambda (and optionally
     the decoder) trained; the best epoch is exported as an INT8 model folder at the end."""
-    from engine.int8_export import export_int8
+    from engine.models import export_int8
     from engine.quant import QuantSelection, insert_fake_quant, remove_fake_quant
 
     if not adapter_modules(model):
@@ -181,7 +180,7 @@ def stage2(model, config: SamConfig, cfg: Stage2Config, provenance: dict[str, An
             "name": path.parent.name, "provenance": prov, "metrics": metrics})
 
     def on_finish(run_dir: Path, history: History) -> dict[str, Any]:
-        from engine.model_folder import load_model_folder
+        from engine.models import load_model_folder
 
         best = load_model_folder(run_dir / "best")
         remove_fake_quant(best.sam)

@@ -20,9 +20,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.gui.worker import LatestMailbox
-from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
+from engine.predict import EmbeddingCache
 
 
 def image_nbytes(image: LoadedImage) -> int:
@@ -116,7 +116,7 @@ class ImageLoader(QObject):
         return image
 
     def _embed(self, image: LoadedImage) -> None:
-        from engine.predictor import Predictor
+        from engine.predict import Predictor
 
         with self._model_lock:
             if self._model is None:

@@ -38,9 +38,9 @@ from app.gui.status import StatusFields
 from app.gui.trainer_pane import install_trainer_dock
 from app.gui.windowing import PRESETS, Windower
 from app.gui.worker import ModelInfo, ModelWorker
-from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage
+from engine.predict import EmbeddingCache
 
 NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
@@ -147,7 +147,7 @@ class MainWindow(WindowCommands, QMainWindow):
     # -- model -----------------------------------------------------------------------------
     def load_model(self, spec: str | None, device: str = "auto") -> None:
         """Load in the worker; on success the current image is re-embedded."""
-        from engine.registry import default_model_name
+        from engine.models import default_model_name
 
         if spec is None and default_model_name() is None:
             self.status.set_model(None, None)

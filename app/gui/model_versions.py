@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.atomic import atomic_directory
 from engine.errors import LungSamError
-from engine.model_folder import MODEL_JSON
+from engine.models import MODEL_JSON
 
 MODELS_DIR = "models"
 

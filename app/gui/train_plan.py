@@ -127,8 +127,7 @@ def preview_split(project: Path, val_fraction: float, seed: int = 0) -> SplitPre
 
 def model_meta(spec: str | Path) -> dict[str, Any] | None:
     """``model.json`` of a model folder (None for a .pth file or an unreadable folder)."""
-    from engine.model_folder import read_model_json
-    from engine.registry import resolve_model
+    from engine.models import read_model_json, resolve_model
 
     try:
         path = resolve_model(str(spec))

@@ -38,7 +38,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
     """Rows (name, dice, ...) of model ``spec`` on the held-back ``pairs``, in mask style
     ``style`` when the model has it (else its first). A pair whose masks cannot be read is
     skipped for both models alike, since the comparison pairs rows by name."""
-    from engine.registry import load_model
+    from engine.models import load_model
     from engine.sam import mask_styles
     from trainer.evaluate import evaluate_pairs
 
@@ -50,8 +50,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
 
 def model_facts(spec: str) -> dict[str, Any]:
     """Name, weight-file bytes and INT8 flag of a model, read from its folder (no loading)."""
-    from engine.model_folder import read_model_json
-    from engine.registry import resolve_model
+    from engine.models import read_model_json, resolve_model
 
     path = resolve_model(spec)
     if path.is_dir():

@@ -171,7 +171,7 @@ class TrainerPane(TrainerModels, QWidget):
         info = self.window.model_info
         if info is not None:
             return info.source
-        from engine.registry import default_model_name, resolve_model
+        from engine.models import default_model_name, resolve_model
 
         return str(resolve_model(None)) if default_model_name() else None
 

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.embedding_cache import EmbeddingCache
 from engine.errors import LungSamError
+from engine.predict import EmbeddingCache
 from engine.sam import DEFAULT_STYLE
 
 
@@ -145,8 +145,8 @@ class ModelWorker(QObject):
     @Slot(object, str)
     def _load_model(self, spec: str | None, device: str) -> None:
         from engine.device import resolve_device
-        from engine.predictor import Predictor
-        from engine.registry import load_model
+        from engine.models import load_model
+        from engine.predict import Predictor
 
         self.busy.emit("loading model")
         try:

@@ -1,7 +1,7 @@
 """Hostile prompts through `lungsam segment` and the engine: each is either a clear error (exit
 status 2, exactly one line on stderr, nothing written) or, where the policy says so, clipped.
 
-Policy (engine/prompts.py): a box that sticks out of the image is clipped to it, whatever its
+Policy (engine/predict/prompts.py): a box that sticks out of the image is clipped to it, whatever its
 size; a box entirely outside, with x1 <= x0 or y1 <= y0, with NaN/infinite coordinates or of
 the wrong shape, more than 64 boxes or points, an empty point list and points outside the image
 are errors.
@@ -19,9 +19,8 @@ from PIL import Image
 
 from app.cli import main
 from engine.errors import PromptError
-from engine.predictor import Predictor
-from engine.prompts import MAX_PROMPTS
-from engine.registry import load_model
+from engine.models import load_model
+from engine.predict import MAX_PROMPTS, Predictor
 from tests.conftest import synthetic_cxr
 
 HEIGHT, WIDTH = 96, 80

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from app.cli import main
-from engine.predictor import Predictor
-from engine.registry import load_model
+from engine.models import load_model
+from engine.predict import Predictor
 from tests.conftest import synthetic_cxr
 
 
@@ -94,7 +94,7 @@ def test_segment_command_never_imports_qt(model_dir, image_file, tmp_path):
 
 
 def test_segment_writes_the_asked_mask_style(styled_tiny_sam, image_file, tmp_path, capsys):
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
 
     folder = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
     box = [5, 10, 70, 90]

@@ -53,7 +53,7 @@ def test_window_opens_without_any_model_and_says_so(qtbot, image_folder, tmp_pat
 def test_switching_model_re_embeds_and_predicts_with_the_new_model(qtbot, gui_model, image_folder, tmp_path, make_window):
     import torch
 
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
     from engine.sam import build_sam, tiny_config
 
     torch.manual_seed(7)

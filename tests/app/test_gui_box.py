@@ -59,8 +59,8 @@ def test_one_box_per_label_and_labels_by_keyboard(qtbot, gui_model, image_folder
 def test_clicks_refine_with_the_previous_low_res_logits(qtbot, gui_model, image_folder, make_window):
     from PySide6.QtCore import Qt
 
-    from engine.predictor import Predictor
-    from engine.registry import load_model
+    from engine.models import load_model
+    from engine.predict import Predictor
 
     window = make_window([image_folder])
     drag_box(qtbot, window, (30, 40, 220, 230))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.model_folder import save_sam_folder, sha256_file
+from engine.models import save_sam_folder, sha256_file
 from tests.app.conftest import drag_box, engine_mask, wait_settled
 
 
@@ -152,8 +152,8 @@ def test_model_that_cannot_move_to_the_device_leaves_the_old_model(
 ):
     """A model that loads but fails on its way to the device (CUDA out of memory) is refused
     before the swap: the predictor never runs the old network under the new model's hash."""
-    import engine.registry
-    from engine.model_folder import LoadedModel
+    import engine.models
+    from engine.models import LoadedModel
 
     window = make_window([image_folder])
     before = model_state(window)
@@ -164,8 +164,8 @@ def test_model_that_cannot_move_to_the_device_leaves_the_old_model(
 
     object.__setattr__(sam, "to", out_of_memory)
     big = LoadedModel(sam=sam, config=config, model_hash="too-big", source=str(tmp_path / "big"))
-    real_load = engine.registry.load_model
-    monkeypatch.setattr(engine.registry, "load_model", lambda spec, *a: big if spec == str(tmp_path / "big") else real_load(spec, *a))
+    real_load = engine.models.load_model
+    monkeypatch.setattr(engine.models, "load_model", lambda spec, *a: big if spec == str(tmp_path / "big") else real_load(spec, *a))
     (tmp_path / "big").mkdir()
     message = choose_in_model_menu(qtbot, window, monkeypatch, tmp_path / "big")
     assert "out of memory" in message

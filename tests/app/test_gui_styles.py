@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.predictor import Predictor
-from engine.registry import load_model
+from engine.models import load_model
+from engine.predict import Predictor
 from tests.app.conftest import drag_box, install_default, wait_ready, wait_settled
 
 

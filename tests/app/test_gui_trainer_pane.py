@@ -74,7 +74,7 @@ def alive(pid: int) -> bool:
 
 
 def test_fine_tune_compare_swap_and_roll_back(qtbot, gui_model, corrected_project, make_window):
-    from engine.registry import load_model
+    from engine.models import load_model
 
     window, pane = open_pane(make_window, qtbot, corrected_project, stage1_epochs=5)
     shown = (sorted(pane.split.train), sorted(pane.split.val))
@@ -213,7 +213,7 @@ def test_the_current_model_is_scored_in_the_users_mask_style(corrected_project, 
     not against the current model's default; a model without that style falls back to its first."""
     from app.gui.train_result_view import with_style
     from app.gui.train_summary import evaluate_on, held_back_pairs
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
 
     styled = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
     names = sorted(p.name for p in corrected_project.glob("*.png"))[:3]

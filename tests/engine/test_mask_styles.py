@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from engine.errors import ModelLoadError, PromptError
-from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
-from engine.predictor import Predictor
+from engine.models import LoadedModel, load_model_folder, save_sam_folder
+from engine.predict import Predictor
 from engine.sam import add_mask_style, decode_per_prompt, mask_styles, set_mask_styles, style_index
 from tests.conftest import synthetic_cxr
 
@@ -75,7 +75,7 @@ def test_per_prompt_tokens_match_the_decoders_own_outputs(tiny_sam):
 
 
 def test_styles_survive_save_and_int8_export(tiny_sam, tmp_path):
-    from engine.int8_export import export_int8
+    from engine.models import export_int8
 
     sam, config = tiny_sam
     set_mask_styles(sam, ["visible"])

@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from engine.errors import ModelLoadError
-from engine.model_folder import load_model_folder, save_sam_folder
-from engine.registry import default_model_name, list_models, load_model
+from engine.models import (
+    default_model_name,
+    list_models,
+    load_model,
+    load_model_folder,
+    save_sam_folder,
+)
 
 
 def _outputs(sam, size):

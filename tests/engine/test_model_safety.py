@@ -19,11 +19,16 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from engine.errors import ModelLoadError
-from engine.int8_export import export_int8
-from engine.model_folder import load_model_folder, save_sam_folder, sha256_file
-from engine.model_structure import INT8_SCHEME
-from engine.predictor import Predictor
-from engine.registry import list_models, load_model
+from engine.models import (
+    INT8_SCHEME,
+    export_int8,
+    list_models,
+    load_model,
+    load_model_folder,
+    save_sam_folder,
+    sha256_file,
+)
+from engine.predict import Predictor
 from tests.conftest import synthetic_cxr
 
 

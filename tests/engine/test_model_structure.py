@@ -19,9 +19,13 @@ from engine.adalora import (
     wrap_adalora,
 )
 from engine.errors import ModelLoadError
-from engine.int8_export import export_int8
-from engine.model_folder import load_model_folder, save_sam_folder
-from engine.model_structure import describe_structure, remember_adalora_config
+from engine.models import (
+    describe_structure,
+    export_int8,
+    load_model_folder,
+    remember_adalora_config,
+    save_sam_folder,
+)
 from engine.quant import (
     FakeQuantLinear,
     Int8ConvTranspose2d,

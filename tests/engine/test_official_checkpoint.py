@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from engine.errors import ModelLoadError
-from engine.model_folder import load_model_folder
-from engine.registry import import_checkpoint, load_model, load_official_checkpoint
+from engine.models import import_checkpoint, load_model, load_model_folder, load_official_checkpoint
 from engine.sam import VIT_B, build_sam, infer_config, read_state_dict, tiny_config
 
 

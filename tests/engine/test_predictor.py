@@ -7,10 +7,9 @@ import pytest
 import torch
 from segment_anything import SamPredictor
 
-from engine.embedding_cache import EmbeddingCache
 from engine.errors import PromptError
-from engine.model_folder import LoadedModel
-from engine.predictor import Predictor
+from engine.models import LoadedModel
+from engine.predict import EmbeddingCache, Predictor
 from tests.conftest import synthetic_cxr
 from trainer.metrics import dice
 
@@ -99,7 +98,7 @@ def test_disk_cache_survives_a_new_predictor(loaded_tiny, tmp_path):
 
 
 def test_memory_cache_is_bounded_in_bytes():
-    from engine.embedding_cache import CachedEmbedding
+    from engine.predict import CachedEmbedding
 
     cache = EmbeddingCache(max_bytes=3 * 4 * 1000)
     for i in range(10):

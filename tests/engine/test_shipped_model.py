@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from engine.imaging import load_image
-from engine.predictor import Predictor
-from engine.registry import default_model_name, load_model, shipped_models_dir
+from engine.models import default_model_name, load_model, shipped_models_dir
+from engine.predict import Predictor
 from engine.sam import mask_styles
 from trainer.lung_labels import split_lungs
 from trainer.metrics import dice

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.model_folder import load_model_folder
+from engine.models import load_model_folder
 from trainer.events import read_events
 from trainer.loop import CHECKPOINT
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 import trainer.evaluate as evaluate_mod
 from engine.errors import LungSamError
-from engine.model_folder import save_sam_folder
+from engine.models import save_sam_folder
 from tests.conftest import synthetic_cxr
 from tests.trainer.conftest import copy_pairs
 from trainer.evaluate import EvalResult, evaluate_model
@@ -110,7 +110,7 @@ def test_per_lung_prompt_scores_each_lung(val4, model_dir):
 
 
 class OraclePredictor:
-    """Stands in for engine.predictor.Predictor and returns the ground truth it was told.
+    """Stands in for engine.predict.predictor.Predictor and returns the ground truth it was told.
 
     It also checks that the prompts are the tight, unjittered boxes of the ground truth.
     """
@@ -264,7 +264,7 @@ def test_cli_eval_never_imports_qt(val4, model_dir):
 
 def test_cli_eval_scores_the_asked_mask_style(val4, styled_tiny_sam, tmp_path, capsys):
     from app.cli import main
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
 
     folder = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
     means = {}

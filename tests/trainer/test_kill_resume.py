@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.model_folder import load_model_folder
+from engine.models import load_model_folder
 from trainer.events import read_events
 from trainer.loop import CHECKPOINT
 
@@ -61,7 +61,7 @@ def wait_until(condition, child: subprocess.Popen, timeout: float = 60.0, poll: 
 
 def check_run_folder(run: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     """What a user (or the GUI) could open right after a kill must be complete."""
-    from engine.registry import list_models
+    from engine.models import list_models
 
     state = {"checkpoint": False, "best": False}
     checkpoint = run / CHECKPOINT

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.model_folder import load_model_folder
+from engine.models import load_model_folder
 from engine.sam import build_sam, tiny_config
 from trainer.data import find_pairs, load_set
 from trainer.events import EventWriter, read_events

@@ -7,7 +7,7 @@ import json
 import pytest
 from safetensors import safe_open
 
-from engine.registry import load_model
+from engine.models import load_model
 from trainer.evaluate import evaluate_model
 from trainer.events import read_events
 from trainer.run import TrainRequest, run_stage

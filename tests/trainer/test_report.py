@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
 from engine.errors import LungSamError
-from engine.model_folder import save_sam_folder
+from engine.models import save_sam_folder
 from trainer.report import quantization_errors, write_report
 
 SECTIONS = ("Training curves", "Adapter ranks", "Quantization error", "Model size", "SSIM maps")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from engine.errors import TrainingError
-from engine.predictor import Predictor
-from engine.registry import load_model
+from engine.models import load_model
+from engine.predict import Predictor
 from engine.sam import mask_styles, set_mask_styles
 from trainer.data import find_pairs, load_set
 from trainer.evaluate import evaluate_model

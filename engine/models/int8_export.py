@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from engine.adalora import adapter_modules, merge_adalora
-from engine.model_folder import write_model_folder
-from engine.model_structure import describe_adapters, describe_structure
+from engine.models.folder import write_model_folder
+from engine.models.structure import describe_adapters, describe_structure
 from engine.quant import (
     INT8_TYPES,
     SELECTION_ATTR,

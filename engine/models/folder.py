@@ -110,7 +110,7 @@ def save_sam_folder(
     """Save an FP32 (or FP16-stored) SAM, with adapters if it has any, as a model folder."""
     if storage_dtype not in ("float32", "float16"):
         raise ValueError("storage_dtype must be float32 or float16")
-    from engine.model_structure import describe_structure
+    from engine.models.structure import describe_structure
 
     meta = dict(extra_meta or {})
     meta["config"] = config.to_dict()
@@ -193,7 +193,7 @@ def _check_size_fits(config: SamConfig, meta: dict[str, Any], tensors: dict[str,
 
 def _build(config: SamConfig, meta: dict[str, Any], name: str) -> Sam:
     """``build_sam`` + the recorded structure; every failure is a ModelLoadError naming the folder."""
-    from engine.model_structure import prepare_structure
+    from engine.models.structure import prepare_structure
 
     try:
         sam = build_sam(config)

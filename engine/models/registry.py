@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelLoadError
-from engine.model_folder import (
+from engine.models.folder import (
     MODEL_JSON,
     LoadedModel,
     load_model_folder,
@@ -29,7 +29,7 @@ DEFAULT_MARKER = "DEFAULT"
 def resources_dir() -> Path:
     """The shipped resources (models, samples); ``LUNGSAM_RESOURCES`` overrides for tests."""
     env = os.environ.get("LUNGSAM_RESOURCES")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "resources"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "resources"
 
 
 def shipped_models_dir() -> Path:

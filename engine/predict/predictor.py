@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from engine.device import resolve_device
-from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.errors import PromptError
-from engine.model_folder import LoadedModel
-from engine.prompts import validate_boxes, validate_points
+from engine.models import LoadedModel
+from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
+from engine.predict.prompts import validate_boxes, validate_points
 from engine.sam import (
     boxes_to_input,
     coords_to_input,
