@@ -36,7 +36,7 @@ def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
     from PIL import Image
 
     from engine.imaging import load_image
-    from engine.project_store import ProjectStore
+    from engine.project import ProjectStore
     from trainer.run import read_exclude
 
     excluded = set(read_exclude(data / "overlap_with_covidqu_ex.csv"))

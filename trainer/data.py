@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.errors import LungSamError, TrainingError
 from engine.imaging import SUPPORTED_EXTENSIONS, load_image
+from engine.project import is_project
 from engine.sam import as_rgb, resize_to_input
 from trainer.lung_labels import labels_from_masks
 
@@ -47,13 +48,9 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     }
 
 
-def is_project(root: Path) -> bool:
-    return (root / ".lungsam" / "project.db").is_file()
-
-
 def project_pairs(root: Path) -> list[Pair]:
     """The clinician-corrected masks of an annotation project (latest corrected version each)."""
-    from engine.project_store import ProjectStore
+    from engine.project import ProjectStore
 
     with ProjectStore.open(root, read_only=True) as store:
         items = store.corrected_items()

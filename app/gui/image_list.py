@@ -14,7 +14,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
 
-from engine.project_store import ImageRecord
+from engine.project import ImageRecord
 
 STATUS_COLORS = {
     "new": QColor(120, 120, 120),

@@ -1,6 +1,6 @@
 """The project's model versions, newest first, with "Use selected version" for rollback.
 
-Widgets only: rows come from :meth:`engine.project_store.ProjectStore.list_model_versions`;
+Widgets only: rows come from :meth:`engine.project.store.ProjectStore.list_model_versions`;
 choosing a row emits ``version_chosen(name)`` and the trainer pane activates and loads it.
 """
 

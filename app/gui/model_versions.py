@@ -3,7 +3,7 @@
 A run is registered only when the user chooses "Use new model": its INT8 folder is copied to
 ``<project>/.lungsam/models/<name>/`` under a temporary name and renamed when complete
 (:func:`engine.atomic.atomic_directory`), and only THEN recorded with
-:meth:`engine.project_store.ProjectStore.add_model_version` with its provenance and metrics.
+:meth:`engine.project.store.ProjectStore.add_model_version` with its provenance and metrics.
 A cancelled or failed run is never registered; its run folder stays under ``.lungsam/runs/``
 as a record, where no model list looks.
 
@@ -21,12 +21,11 @@ from typing import Any
 from engine.atomic import atomic_directory
 from engine.errors import LungSamError
 from engine.models import MODEL_JSON
-
-MODELS_DIR = "models"
+from engine.project import models_dir
 
 
 def models_root(project: Path) -> Path:
-    return Path(project) / ".lungsam" / MODELS_DIR
+    return models_dir(project)
 
 
 def version_name(run_dir: Path) -> str:

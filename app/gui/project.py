@@ -1,7 +1,7 @@
 """The annotation project behind the window: which images, which store, saving and export.
 
 Qt-free glue between what the user opened (a folder, files, DICOM files) and
-:class:`engine.project_store.ProjectStore`. Listing 5,000 images must take well under a
+:class:`engine.project.store.ProjectStore`. Listing 5,000 images must take well under a
 second, so files are found with ``os.scandir`` and :func:`engine.imaging.loader.is_supported_image`
 (extension only for named files); nothing is decoded here. A folder that another window
 is writing to is opened read-only (``read_only_reason`` says why).
@@ -16,9 +16,16 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_bytes
 from engine.errors import LungSamError
-from engine.export import export_coco, export_dicom_seg, export_png
 from engine.imaging import is_supported_image
-from engine.project_store import Annotation, ImageRecord, ProjectLockedError, ProjectStore
+from engine.project import (
+    Annotation,
+    ImageRecord,
+    ProjectLockedError,
+    ProjectStore,
+    export_coco,
+    export_dicom_seg,
+    export_png,
+)
 
 SKIP_DIRS = {ProjectStore.DIRNAME, "__pycache__", ".git"}
 GUI_STATE = "gui-state.json"

@@ -1,6 +1,6 @@
 """What the user is doing to the current image: masks per label, prompts, history (Qt-free).
 
-Masks are bool HxW arrays in original-image pixels, one per label (``engine.project_store``
+Masks are bool HxW arrays in original-image pixels, one per label (``engine.project.store``
 labels: 'right lung' and 'left lung' are the PATIENT's sides, 'lungs' is both). Model output
 and hand edits both go through here, so the annotation kind is explicit when it is saved:
 pure model output is "model"; any hand edit (brush, eraser, fill, islands) or an explicit

@@ -25,11 +25,10 @@ from typing import Any
 
 from app.gui.model_versions import same_path
 from engine.errors import LungSamError
+from engine.project import runs_dir
 from trainer.run import STAGE_DEFAULTS
 from trainer.stages import Stage1Config, Stage2Config
 
-RUNS_DIR = "runs"
-"""Under ``.lungsam/``: one folder per fine-tuning run (kept as a record, never a model)."""
 DATA_CACHE = ".data-cache"
 """In the run folder: the trainer's decoded images (its default), removed when the run ends."""
 HOURS_WARNING_S = 3600.0
@@ -246,7 +245,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 def runs_root(project: Path) -> Path:
-    return Path(project) / ".lungsam" / RUNS_DIR
+    return runs_dir(project)
 
 
 def new_run_dir(project: Path) -> Path:

@@ -8,8 +8,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from engine.export import rle_decode
-from engine.project_store import ProjectStore
+from engine.project import ProjectStore, rle_decode
 from tests.app.conftest import drag_box, wait_ready, wait_settled
 from tests.app.gui_steps import box_both_lungs
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from app.gui import train_plan as tp
-from engine.project_store import ProjectStore
+from engine.project import ProjectStore
 from tests.app.conftest import drag_box, engine_mask, wait_ready, wait_settled
 
 RUN_TIMEOUT_MS = 240_000

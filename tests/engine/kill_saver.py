@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a plain s
 
 import numpy as np  # noqa: E402
 
-from engine.project_store import KINDS, LABELS, ProjectStore  # noqa: E402
+from engine.project import KINDS, LABELS, ProjectStore  # noqa: E402
 
 
 def image_names(n: int) -> list[str]:

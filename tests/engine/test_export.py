@@ -1,4 +1,4 @@
-"""engine.export: PNG, COCO (RLE) and DICOM-SEG round trips, decoded with independent readers."""
+"""engine.project.export: PNG, COCO (RLE) and DICOM-SEG round trips, decoded with independent readers."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation
 
-from engine.export import (
+from engine.project import (
+    LABELS,
+    Annotation,
     ExportError,
+    ProjectStore,
     export_coco,
     export_dicom_seg,
     export_png,
@@ -26,7 +29,6 @@ from engine.export import (
     rle_decode,
     rle_encode,
 )
-from engine.project_store import LABELS, Annotation, ProjectStore
 from tests.conftest import DATA_ROOT
 from tests.dicom_factory import ChestStudy, write_dicom
 

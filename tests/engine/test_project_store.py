@@ -1,4 +1,4 @@
-"""engine.project_store: persistence, validation, locking and kill safety of annotations."""
+"""engine.project.store: persistence, validation, locking and kill safety of annotations."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import project_store as ps
 from engine.errors import LungSamError
-from engine.project_store import (
+from engine.project import (
     LABELS,
     STATUSES,
     ImageNotInProjectError,
@@ -30,6 +29,7 @@ from engine.project_store import (
     ReadOnlyProjectError,
     UnknownLabelError,
 )
+from engine.project import store as ps
 
 REPO = Path(__file__).resolve().parents[2]
 KILL_SAVER = Path(__file__).with_name("kill_saver.py")
@@ -324,7 +324,7 @@ def test_lock_held_by_another_process(folder: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from engine.project_store import ProjectStore\n"
+            "import sys; from engine.project.store import ProjectStore\n"
             "s = ProjectStore.open(sys.argv[1]); s.register_images(['a.png'])\n"
             "print('ready', flush=True); sys.stdin.read(); s.close()",
             str(folder),

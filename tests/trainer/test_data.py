@@ -63,7 +63,7 @@ def test_folder_without_masks_is_a_clear_error(tmp_path):
 
 
 def test_project_folder_gives_its_corrected_masks(small_set, tmp_path):
-    from engine.project_store import ProjectStore
+    from engine.project import ProjectStore
 
     images = sorted((small_set / "images").iterdir())
     with ProjectStore.open(small_set) as store:

@@ -1,4 +1,4 @@
-"""The connection layer under :class:`engine.project_store.ProjectStore`.
+"""The connection layer under :class:`engine.project.store.ProjectStore`.
 
 Why it exists: the project's tables (images, annotations, model versions) and its maintenance
 each live in their own module, and all of them need the same few primitives: one SQLite
@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.project_errors import (
+from engine.project.errors import (
     ImageNotInProjectError,
     ProjectStoreError,
     ReadOnlyProjectError,
 )
+from engine.project.layout import DB_FILE, MASKS_DIR, PROJECT_DIR
 
 
 def to_json(value: object, what: str) -> str:
@@ -46,14 +47,14 @@ def to_json(value: object, what: str) -> str:
 class ProjectDB:
     """One project's connection, its lock and the helpers every table uses. Thread-safe."""
 
-    DIRNAME = ".lungsam"
+    DIRNAME = PROJECT_DIR
 
     def __init__(
         self, root: Path, read_only: bool, conn: sqlite3.Connection, lock_fd: int | None
     ) -> None:
         self.root, self.read_only = root, read_only
         self.dir = root / self.DIRNAME
-        self.masks_dir = self.dir / "masks"
+        self.masks_dir = self.dir / MASKS_DIR
         self._real_root = root.resolve()
         self._conn, self._lock_fd = conn, lock_fd
         self._mutex = threading.RLock()
@@ -88,7 +89,7 @@ class ProjectDB:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise ProjectStoreError(
-                    f"{self.dir / 'project.db'}: could not save ({exc})"
+                    f"{self.dir / DB_FILE}: could not save ({exc})"
                 ) from exc
 
     def _query(self, sql: str, args: Iterable[object] = ()) -> list[tuple]:
@@ -100,7 +101,7 @@ class ProjectDB:
                 return self._conn.execute(sql, tuple(args)).fetchall()
             except sqlite3.Error as exc:
                 raise ProjectStoreError(
-                    f"{self.dir / 'project.db'}: could not read ({exc})"
+                    f"{self.dir / DB_FILE}: could not read ({exc})"
                 ) from exc
 
     def _rel(self, path: Path | str) -> str:

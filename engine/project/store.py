@@ -14,9 +14,9 @@ read-only windows, which read committed data while the writer saves (WAL + busy 
 All methods are thread-safe (one connection behind a lock), so GUI workers may call them.
 
 The parts live in their own modules, all mixed into :class:`ProjectStore`:
-:mod:`engine.project_db` (connection, transactions, paths), :mod:`engine.project_annotations`
-(saving and loading versions), :mod:`engine.project_models` (trained model versions) and
-:mod:`engine.project_maintenance` (orphan sweep, verify). This module opens the folder, creates
+:mod:`engine.project.db` (connection, transactions, paths), :mod:`engine.project.annotations`
+(saving and loading versions), :mod:`engine.project.model_versions` (trained model versions) and
+:mod:`engine.project.maintenance` (orphan sweep, verify). This module opens the folder, creates
 or upgrades the schema and keeps the image list.
 """
 
@@ -29,10 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.labels import KINDS, LABELS, STATUSES
-from engine.mask_png import decode_mask_png, encode_mask_png, label_slug
-from engine.project_annotations import Annotation, AnnotationsMixin
-from engine.project_errors import (
+from engine.project.annotations import Annotation, AnnotationsMixin
+from engine.project.errors import (
     ImageNotInProjectError,
     MaskShapeError,
     ProjectLockedError,
@@ -40,9 +38,12 @@ from engine.project_errors import (
     ReadOnlyProjectError,
     UnknownLabelError,
 )
-from engine.project_lock import acquire_lock, release_lock
-from engine.project_maintenance import MaintenanceMixin
-from engine.project_models import ModelVersionsMixin
+from engine.project.labels import KINDS, LABELS, STATUSES
+from engine.project.layout import DB_FILE, LOCK_FILE, MASKS_DIR
+from engine.project.lock import acquire_lock, release_lock
+from engine.project.maintenance import MaintenanceMixin
+from engine.project.mask_png import decode_mask_png, encode_mask_png, label_slug
+from engine.project.model_versions import ModelVersionsMixin
 
 __all__ = [  # the public API, re-exported so callers import from one place
     "KINDS", "LABELS", "STATUSES", "Annotation", "ImageNotInProjectError", "ImageRecord",
@@ -107,7 +108,7 @@ class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin):
         root = Path(root).expanduser().absolute()
         if not root.is_dir():
             raise ProjectStoreError(f"{root}: the image folder does not exist")
-        db_path = root / cls.DIRNAME / "project.db"
+        db_path = root / cls.DIRNAME / DB_FILE
         lock_fd = None
         if read_only:
             if not db_path.is_file():
@@ -116,13 +117,13 @@ class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin):
                 )
         else:
             try:
-                (root / cls.DIRNAME / "masks").mkdir(parents=True, exist_ok=True)
+                (root / cls.DIRNAME / MASKS_DIR).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ProjectStoreError(
                     f"{root}: cannot create {cls.DIRNAME} ({exc.strerror}); "
                     "the folder may be read-only: open the project read-only"
                 ) from exc
-            lock_fd = acquire_lock(root / cls.DIRNAME / "lock", root)
+            lock_fd = acquire_lock(root / cls.DIRNAME / LOCK_FILE, root)
         conn = None
         try:
             conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import atomic_write_bytes, fsync_dir
-from engine.labels import KINDS, LABELS
-from engine.mask_png import clean_masks, decode_mask_png, encode_mask_png, label_slug
-from engine.project_db import ProjectDB, to_json
-from engine.project_errors import ImageNotInProjectError, MaskShapeError, ProjectStoreError
+from engine.project.db import ProjectDB, to_json
+from engine.project.errors import ImageNotInProjectError, MaskShapeError, ProjectStoreError
+from engine.project.labels import KINDS, LABELS
+from engine.project.mask_png import clean_masks, decode_mask_png, encode_mask_png, label_slug
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from engine.project_db import ProjectDB
+from engine.project.db import ProjectDB
 
 
 class MaintenanceMixin(ProjectDB):

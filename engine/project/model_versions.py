@@ -11,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from engine.project_db import ProjectDB, to_json
-from engine.project_errors import ProjectStoreError
+from engine.project.db import ProjectDB, to_json
+from engine.project.errors import ProjectStoreError
 
 
 class ModelVersionsMixin(ProjectDB):

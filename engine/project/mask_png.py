@@ -7,8 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from engine.labels import LABELS
-from engine.project_errors import MaskShapeError, ProjectStoreError, UnknownLabelError
+from engine.project.errors import MaskShapeError, ProjectStoreError, UnknownLabelError
+from engine.project.labels import LABELS
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:

@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.atomic import atomic_write_with
 from engine.errors import LungSamError
-from engine.project_store import (
+from engine.project.store import (
     LABELS,
     Annotation,
     ProjectStore,

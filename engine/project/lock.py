@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from engine.project_errors import ProjectLockedError, ProjectStoreError
+from engine.project.errors import ProjectLockedError, ProjectStoreError
 
 try:
     import fcntl
