@@ -47,7 +47,7 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
 def _check_inputs(args: argparse.Namespace) -> list[str]:
     """Fail fast (before loading any model) on a missing data folder or exclude file."""
     from engine.errors import LungSamError
-    from trainer.run import read_exclude
+    from trainer.training import read_exclude
 
     if not Path(args.data).is_dir():
         raise LungSamError(f"{args.data}: data folder not found")
@@ -59,7 +59,7 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
 def _evaluate(model: str | None, args: argparse.Namespace, exclude: list[str], label: str = ""):
     from tqdm import tqdm
 
-    from trainer.evaluate import evaluate_model
+    from trainer.evaluation import evaluate_model
 
     bar: Any = None
 
@@ -92,8 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from trainer.evaluate import json_safe
-    from trainer.stats import compare_results, format_comparison
+    from trainer.evaluation import compare_results, format_comparison, json_safe
 
     exclude = _check_inputs(args)
     result_a = _evaluate(args.a, args, exclude, "a")

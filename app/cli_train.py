@@ -59,8 +59,8 @@ def _cancel_on_sigterm() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trainer.run import TrainRequest, run_stage
-    from trainer.styles import parse_style_source
+    from trainer.data import parse_style_source
+    from trainer.training import TrainRequest, run_stage
 
     _cancel_on_sigterm()
     request = TrainRequest(

@@ -2,7 +2,7 @@
 
 Builds N (default 250) 1024 x 1024 image/mask pairs by upscaling real validation images of
 ../shared/data/covidqu_ex/val (written to a temporary folder, not timed), evaluates them with
-trainer.evaluate.evaluate_model and prints images, total seconds, seconds per image and the
+trainer.evaluation.evaluate.evaluate_model and prints images, total seconds, seconds per image and the
 split into load / embed / decode / metrics. Target: 250 images in under 2 minutes with the
 compact model on the 2-core reference machine.
 
@@ -81,7 +81,7 @@ def main() -> int:
 
     import torch
 
-    from trainer.evaluate import evaluate_model
+    from trainer.evaluation import evaluate_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -27,7 +27,7 @@ from engine.models import LoadedModel, export_int8, load_model_folder, save_sam_
 from engine.predict import CachedEmbedding, EmbeddingCache, Predictor, image_hash
 from engine.quant import Int8Linear, insert_fake_quant
 from engine.sam import SamConfig, build_sam, prepare_image, preset, tiny_config
-from trainer.metrics import dice
+from trainer.evaluation import dice
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

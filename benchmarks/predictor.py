@@ -25,7 +25,7 @@ from engine.imaging import load_image
 from engine.models import LoadedModel, load_model
 from engine.predict import EmbeddingCache, Predictor
 from engine.sam import build_sam, preset
-from trainer.metrics import dice
+from trainer.evaluation import dice
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/covid_chestxray_gb/images"
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import synthetic_cxr
-from trainer.metrics import dice
+from trainer.evaluation import dice
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -76,9 +76,8 @@ def write_synthetic_set(folder: Path, n: int, grow_px: int = 0, seed: int = 0) -
 def test_base_stage1_with_a_style_stage2_and_int8_eval_on_cuda(tmp_path):
     from engine.models import load_model
     from engine.sam import mask_styles
-    from trainer.evaluate import evaluate_model
-    from trainer.events import read_events
-    from trainer.run import TrainRequest, run_stage
+    from trainer.evaluation import evaluate_model
+    from trainer.training import TrainRequest, read_events, run_stage
 
     data = write_synthetic_set(tmp_path / "data", 12)
     wide = write_synthetic_set(tmp_path / "wide", 12, grow_px=4)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.evaluate import evaluate_model
-from trainer.run import read_exclude
+from trainer.evaluation import evaluate_model
+from trainer.training import read_exclude
 
 pytestmark = pytest.mark.slow
 

@@ -30,9 +30,8 @@ from engine.imaging import load_image  # noqa: E402
 from engine.models import export_int8, load_model_folder, read_model_json, save_sam_folder  # noqa: E402
 from engine.predict import EmbeddingCache, Predictor  # noqa: E402
 from engine.quant import remove_fake_quant  # noqa: E402
-from trainer.evaluate import evaluate_model  # noqa: E402
-from trainer.run import read_exclude  # noqa: E402
-from trainer.stats import compare_results  # noqa: E402
+from trainer.evaluation import compare_results, evaluate_model  # noqa: E402
+from trainer.training import read_exclude  # noqa: E402
 
 MODELS = ROOT / "resources" / "models"
 BASE_NAME, INT8_NAME = "lungsam-compact-base", "lungsam-compact-int8"

@@ -37,7 +37,7 @@ def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
 
     from engine.imaging import load_image
     from engine.project import ProjectStore
-    from trainer.run import read_exclude
+    from trainer.training import read_exclude
 
     excluded = set(read_exclude(data / "overlap_with_covidqu_ex.csv"))
     candidates = [p for p in sorted((data / "images").iterdir()) if p.name not in excluded]

@@ -1,7 +1,7 @@
 """A fine-tuning job: ``lungsam train`` subprocesses run one after the other with QProcess.
 
 The GUI never trains in-process: each step is a child process that prints JSON-lines events
-(:mod:`trainer.events`) on stdout, read here without blocking the event loop (QProcess
+(:mod:`trainer.training.events`) on stdout, read here without blocking the event loop (QProcess
 signals), so annotation continues during training. stderr lines go to the log.
 
 Cancel sends SIGTERM and, if the child is still there after :attr:`TrainJob.KILL_AFTER_MS`,

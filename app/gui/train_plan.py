@@ -3,7 +3,7 @@
 Qt-free. A fine-tune is two ``lungsam train`` subprocesses in sequence (Stage 1 AdaLoRA from
 an FP32 base without adapters, then Stage 2 QAT from Stage 1's ``best/``), both on the
 project's latest CORRECTED masks with the same patient-grouped hold-back split
-(:func:`trainer.data.split_pairs`, same fraction and seed), writing under
+(:func:`trainer.data.datasets.split_pairs`, same fraction and seed), writing under
 ``<project>/.lungsam/runs/<timestamp>/``.
 
 The duration estimate is measured, not guessed: :data:`SECONDS_PER_IMAGE` holds seconds per
@@ -26,8 +26,7 @@ from typing import Any
 from app.gui.model_versions import same_path
 from engine.errors import LungSamError
 from engine.project import runs_dir
-from trainer.run import STAGE_DEFAULTS
-from trainer.stages import Stage1Config, Stage2Config
+from trainer.training import STAGE_DEFAULTS, Stage1Config, Stage2Config
 
 DATA_CACHE = ".data-cache"
 """In the run folder: the trainer's decoded images (its default), removed when the run ends."""
@@ -55,7 +54,7 @@ and new model): about 1.5 x the trainer's validation cost per image and model.""
 
 @dataclass
 class Stage1Preset:
-    """AdaLoRA fine-tuning (defaults = :class:`trainer.stages.Stage1Config` and STAGE_DEFAULTS)."""
+    """AdaLoRA fine-tuning (defaults = :class:`trainer.training.stages.Stage1Config` and STAGE_DEFAULTS)."""
 
     epochs: int = STAGE_DEFAULTS["stage1"][0]
     batch_size: int = STAGE_DEFAULTS["stage1"][1]
@@ -113,11 +112,11 @@ class SplitPreview:
 
 def preview_split(project: Path, val_fraction: float, seed: int = 0) -> SplitPreview:
     """The trainer's own split of the project's corrected masks (same functions, same seed)."""
-    from trainer.data import _patient_key, project_pairs, split_pairs
+    from trainer.data import patient_key, project_pairs, split_pairs
 
     pairs = project_pairs(Path(project))  # raises TrainingError when nothing is corrected
     train, val = split_pairs(pairs, val_fraction, seed)
-    groups = len({_patient_key(p) for p in pairs})
+    groups = len({patient_key(p) for p in pairs})
     return SplitPreview([p.name for p in train], [p.name for p in val], groups)
 
 

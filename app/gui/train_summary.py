@@ -1,9 +1,9 @@
 """End of a fine-tuning run: the current model and the new INT8 model on the held-back images.
 
-Both models are scored with the evaluation code of :mod:`trainer.evaluate` (one tight box
+Both models are scored with the evaluation code of :mod:`trainer.evaluation.evaluate` (one tight box
 around both lungs from the clinician's corrected mask, Dice at the image's original size) on
 exactly the images the run held back (``summary.json`` ``val_names``), and compared with the
-paired Wilcoxon signed-rank test of :mod:`trainer.stats`. This runs in a QThread
+paired Wilcoxon signed-rank test of :mod:`trainer.evaluation.stats`. This runs in a QThread
 (:class:`ComparisonWorker`): the GUI thread never runs a model.
 """
 
@@ -22,7 +22,7 @@ from engine.errors import LungSamError
 PROMPT = "union"
 
 
-def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[trainer.data.Pair]
+def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[trainer.data.datasets.Pair]
     """The project's corrected pairs whose names the run held back (latest corrections)."""
     from trainer.data import project_pairs
 
@@ -40,7 +40,7 @@ def evaluate_on(spec: str, pairs: list, device: str = "cpu",
     skipped for both models alike, since the comparison pairs rows by name."""
     from engine.models import load_model
     from engine.sam import mask_styles
-    from trainer.evaluate import evaluate_pairs
+    from trainer.evaluation import evaluate_pairs
 
     model = load_model(spec)
     styles = mask_styles(model.sam)
@@ -66,7 +66,7 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
                    current_style: str | None = None) -> dict[str, Any]:
     """The end-of-run summary (also written to ``run_dir/comparison.json``). The current model
     is scored in the mask style the user works in (``current_style``), the new one in its own."""
-    from trainer.stats import compare_results
+    from trainer.evaluation import compare_results
 
     stage2 = json.loads((run_dir / "stage2" / "summary.json").read_text())
     stage1_file = run_dir / "stage1" / "summary.json"
@@ -104,7 +104,7 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
         "rows": {"before": before.rows, "after": after.rows},
     }
     from engine.atomic import atomic_write_bytes
-    from trainer.evaluate import json_safe
+    from trainer.evaluation import json_safe
 
     atomic_write_bytes(run_dir / "comparison.json", json.dumps(json_safe(summary), indent=2).encode())
     return summary

@@ -1,7 +1,7 @@
 """Trainer pane: fine-tune on the clinician's corrected masks, compare, hot-swap the model.
 
 The dock shows the corrected images of the open project and the split the run will use (the
-trainer's own :func:`trainer.data.split_pairs`, grouped by patient), the FP32 base model,
+trainer's own :func:`trainer.data.datasets.split_pairs`, grouped by patient), the FP32 base model,
 Stage 1 / Stage 2 presets with a measured duration estimate, then runs
 ``lungsam train stage1`` and ``stage2`` as subprocesses (:mod:`app.gui.train_job`) while the
 user keeps annotating: progress with stage, epoch and ETA, live loss / Dice curves, a log.

@@ -186,7 +186,7 @@ def test_estimate_warns_for_hours_on_cpu_and_paper_preset(qtbot, gui_model, tmp_
 def test_stage2_keeps_stage1s_split_while_the_clinician_keeps_correcting(corrected_project, cxr_dir, tmp_path):
     from engine.errors import LungSamError
     from trainer.data import find_pairs, split_pairs
-    from trainer.run import read_exclude
+    from trainer.training import read_exclude
 
     plan = tp.TrainPlan(corrected_project, "base")
     shown = tp.preview_split(corrected_project, plan.val_fraction, plan.seed)

@@ -11,7 +11,7 @@ from engine.errors import PromptError
 from engine.models import LoadedModel
 from engine.predict import EmbeddingCache, Predictor
 from tests.conftest import synthetic_cxr
-from trainer.metrics import dice
+from trainer.evaluation import dice
 
 
 @pytest.fixture

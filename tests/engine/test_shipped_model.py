@@ -14,10 +14,9 @@ from engine.imaging import load_image
 from engine.models import default_model_name, load_model, shipped_models_dir
 from engine.predict import Predictor
 from engine.sam import mask_styles
-from trainer.lung_labels import split_lungs
-from trainer.metrics import dice
-from trainer.prompts import tight_box
-from trainer.run import read_exclude
+from trainer.data import split_lungs, tight_box
+from trainer.evaluation import dice
+from trainer.training import read_exclude
 
 DICE_FLOOR = 0.94
 # covid_chestxray_gb's radiologist convention, "anatomical" style, on unseen gb images

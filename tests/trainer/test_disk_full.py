@@ -27,8 +27,7 @@ import pytest
 import torch
 
 from engine.models import load_model_folder
-from trainer.events import read_events
-from trainer.loop import CHECKPOINT
+from trainer.training import CHECKPOINT, read_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 12

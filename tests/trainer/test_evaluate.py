@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import trainer.evaluate as evaluate_mod
+import trainer.evaluation.evaluate as evaluate_mod
 from engine.errors import LungSamError
 from engine.models import save_sam_folder
 from tests.conftest import synthetic_cxr
 from tests.trainer.conftest import copy_pairs
-from trainer.evaluate import EvalResult, evaluate_model
-from trainer.lung_labels import split_lungs
+from trainer.data import split_lungs
+from trainer.evaluation import EvalResult, evaluate_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -73,7 +73,7 @@ def test_unreadable_and_bad_pairs_are_skipped_counted_and_named(val4, model_dir,
     shutil.copy(next((val4 / "masks").iterdir()), val4 / "masks" / "small.png")  # 256 vs 40
     Image.fromarray(np.full((40, 40), 90, np.uint8)).save(val4 / "images" / "blank.png")
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(val4 / "masks" / "blank.png")
-    with caplog.at_level(logging.WARNING, logger="trainer.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="trainer.evaluation.evaluate"):
         result = evaluate_model(str(model_dir), val4, device="cpu")
     assert len(result.rows) == 4
     assert result.summary["n_skipped"] == 3
@@ -284,7 +284,7 @@ def test_cli_eval_scores_the_asked_mask_style(val4, styled_tiny_sam, tmp_path, c
 def test_a_pair_drawn_per_lung_only_is_scored_against_the_union_of_its_lungs(tmp_path):
     """Annotation projects may hold per-lung masks and no both-lungs mask."""
     from trainer.data import Pair
-    from trainer.evaluate import load_ground_truth
+    from trainer.evaluation import load_ground_truth
 
     image = synthetic_cxr(96, 80, seed=5)
     right = np.zeros((96, 80), np.uint8)

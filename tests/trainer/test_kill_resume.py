@@ -21,8 +21,7 @@ import pytest
 import torch
 
 from engine.models import load_model_folder
-from trainer.events import read_events
-from trainer.loop import CHECKPOINT
+from trainer.training import CHECKPOINT, read_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 48  # long enough that no trial outlives the run before its kill (24 did, now and then)
@@ -151,7 +150,7 @@ def test_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(
 
 def test_resume_tidies_what_a_killed_writer_left(tmp_path: Path) -> None:
     """Temporary files are removed; a best/ caught between its two renames is put back."""
-    from trainer.run import recover_run_folder
+    from trainer.training import recover_run_folder
 
     run = tmp_path / "run"
     (run / ".best.old-0123abcd").mkdir(parents=True)

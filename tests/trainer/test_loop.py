@@ -14,9 +14,16 @@ import torch
 from engine.models import load_model_folder
 from engine.sam import build_sam, tiny_config
 from trainer.data import find_pairs, load_set
-from trainer.events import EventWriter, read_events
-from trainer.loop import LoopConfig, Trainer, evaluate_set, lr_factor
-from trainer.stages import BaseStageConfig, base_stage
+from trainer.training import (
+    BaseStageConfig,
+    EventWriter,
+    LoopConfig,
+    Trainer,
+    base_stage,
+    evaluate_set,
+    lr_factor,
+    read_events,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = tiny_config(img_size=128, encoder_embed_dim=64, prompt_embed_dim=64, decoder_mlp_dim=128)

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, labels_from_masks, split_lungs
-from trainer.prompts import batch_prompts, tight_box
+from trainer.data import (
+    IMAGE_LEFT,
+    IMAGE_RIGHT,
+    batch_prompts,
+    labels_from_masks,
+    split_lungs,
+    tight_box,
+)
 
 
 def two_lungs(h=60, w=80, touching=False):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from trainer.metrics import boundary, dice, hd95, iou, mask_metrics, precision, recall
+from trainer.evaluation import boundary, dice, hd95, iou, mask_metrics, precision, recall
 
 
 def _square(shape=(64, 64), top=10, left=10, size=20) -> np.ndarray:

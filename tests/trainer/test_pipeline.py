@@ -8,9 +8,8 @@ import pytest
 from safetensors import safe_open
 
 from engine.models import load_model
-from trainer.evaluate import evaluate_model
-from trainer.events import read_events
-from trainer.run import TrainRequest, run_stage
+from trainer.evaluation import evaluate_model
+from trainer.training import TrainRequest, read_events, run_stage
 
 
 def request(stage, data, out, model=None, epochs=2, **kw):

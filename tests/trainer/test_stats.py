@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.evaluate import EvalResult
-from trainer.stats import compare_results, format_comparison, paired_test
+from trainer.evaluation import EvalResult, compare_results, format_comparison, paired_test
 
 
 def _result(dice: np.ndarray, hd: np.ndarray, names: list[str] | None = None) -> EvalResult:

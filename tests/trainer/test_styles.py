@@ -13,11 +13,16 @@ from engine.errors import TrainingError
 from engine.models import load_model
 from engine.predict import Predictor
 from engine.sam import mask_styles, set_mask_styles
-from trainer.data import find_pairs, load_set
-from trainer.evaluate import evaluate_model
-from trainer.loop import evaluate_set
-from trainer.run import TrainRequest, run_stage
-from trainer.styles import apply_style_names, parse_style_source, style_sets, token_of
+from trainer.data import (
+    apply_style_names,
+    find_pairs,
+    load_set,
+    parse_style_source,
+    style_sets,
+    token_of,
+)
+from trainer.evaluation import evaluate_model
+from trainer.training import TrainRequest, evaluate_set, run_stage
 
 
 def dilated_copy(src: Path, dst: Path, px: int) -> Path:

@@ -19,11 +19,19 @@ from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
 from engine.models import load_model
 from engine.sam import preset
-from trainer.data import concat_sets, find_pairs, load_set, split_pairs
-from trainer.events import EventWriter
-from trainer.loop import DistInfo, LoopConfig, Trainer, check_disk_space, init_distributed
-from trainer.provenance import provenance
-from trainer.stages import (
+from trainer.data import (
+    apply_style_names,
+    concat_sets,
+    find_pairs,
+    load_set,
+    split_pairs,
+    style_sets,
+    token_of,
+)
+from trainer.training.events import EventWriter
+from trainer.training.loop import DistInfo, LoopConfig, Trainer, check_disk_space, init_distributed
+from trainer.training.provenance import provenance
+from trainer.training.stages import (
     BaseStageConfig,
     Stage1Config,
     Stage2Config,
@@ -34,7 +42,6 @@ from trainer.stages import (
     start_model,
     trainable_summary,
 )
-from trainer.styles import apply_style_names, style_sets, token_of
 
 # (epochs, batch size) per stage when the user gives none.
 STAGE_DEFAULTS = {"base": (30, 16), "stage1": (15, 8), "stage2": (5, 8)}
@@ -91,7 +98,7 @@ def state_digest(model: torch.nn.Module) -> str:
 
 
 def dist_world() -> int:
-    from trainer.loop import DistInfo
+    from trainer.training.loop import DistInfo
 
     return DistInfo.current().world_size
 

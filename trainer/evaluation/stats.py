@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from trainer.evaluate import EvalResult
+from trainer.evaluation.evaluate import EvalResult
 
 __all__ = ["ALPHA", "compare_results", "format_comparison", "paired_test"]
 

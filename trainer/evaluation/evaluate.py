@@ -7,7 +7,7 @@ model and not the prompt sampler:
 * ``"per-lung"``: one box per lung (both in one ``predict`` call); the union of the two
   predicted masks is scored against the union GT, and each lung's prediction against its
   own GT lung (``dice_image_left``, ``dice_image_right``, their mean ``dice_lung_mean``;
-  "image left" is the patient's right lung, see :mod:`trainer.lung_labels`).
+  "image left" is the patient's right lung, see :mod:`trainer.data.lung_labels`).
 
 The predictor maps masks back to the original image size, so metrics (and HD95 in mm for
 images that carry a pixel spacing) are computed where a clinician would look. Pairs that
@@ -34,10 +34,16 @@ from engine.imaging import LoadedImage, load_image
 from engine.models import LoadedModel, load_model
 from engine.predict import EmbeddingCache, Predictor
 from engine.sam import mask_styles, style_index
-from trainer.data import Pair, find_pairs, read_mask
-from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, labels_from_masks
-from trainer.metrics import dice, mask_metrics
-from trainer.prompts import tight_box
+from trainer.data import (
+    IMAGE_LEFT,
+    IMAGE_RIGHT,
+    Pair,
+    find_pairs,
+    labels_from_masks,
+    read_mask,
+    tight_box,
+)
+from trainer.evaluation.metrics import dice, mask_metrics
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +199,7 @@ def load_ground_truth(pair: Pair) -> GroundTruth:
     """Image and masks of one pair at original size; any problem is a :class:`LungSamError`.
 
     A pair drawn per lung only (no both-lungs mask, as in annotation projects) gets the union
-    of its lungs, like :func:`trainer.data.load_pair` does for training.
+    of its lungs, like :func:`trainer.data.datasets.load_pair` does for training.
     """
     image = load_image(pair.image)
     shape = image.pixels.shape[:2]

@@ -16,7 +16,7 @@ from torch import nn
 
 from engine.errors import TrainingError
 from engine.sam import DEFAULT_STYLE, add_mask_style, mask_styles, set_mask_styles
-from trainer.data import Pair, SampleSet, split_pairs
+from trainer.data.datasets import Pair, SampleSet, split_pairs
 
 
 def parse_style_source(text: str) -> tuple[str, Path]:

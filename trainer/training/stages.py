@@ -1,6 +1,6 @@
 """Stage 0 (base), Stage 1 (AdaLoRA) and Stage 2 (QAT): parameter choices + loop hooks.
 
-The shared loop (``trainer.loop``) does the stepping; a stage decides what trains, at which
+The shared loop (``trainer.training.loop``) does the stepping; a stage decides what trains, at which
 learning rate, what the loss adds, and what is exported.
 """
 
@@ -27,7 +27,7 @@ from engine.adalora import (
 from engine.errors import TrainingError
 from engine.models import LoadedModel, remember_adalora_config, save_sam_folder
 from engine.sam import SamConfig, build_sam, count_parameters
-from trainer.loop import History, StageHooks
+from trainer.training.loop import History, StageHooks
 
 PAPER_PRUNE_EPOCHS = (3, 7, 12)
 

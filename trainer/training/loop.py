@@ -1,7 +1,7 @@
 """The one training loop every stage shares: steps, validation, checkpoints, resume, events.
 
 Stages differ only in which parameters train and a few hooks (extra loss, rank allocation,
-export); see ``trainer.stages``. Determinism: data order and augmentation are drawn from
+export); see ``trainer.training.stages``. Determinism: data order and augmentation are drawn from
 generators seeded by (seed, epoch) and (seed, step), so a resumed run replays the same
 batches as an uninterrupted one.
 """
@@ -24,11 +24,9 @@ from tqdm import tqdm
 from engine.atomic import atomic_write_with
 from engine.errors import TrainingError
 from engine.sam import normalize_and_pad, predict_boxes
-from trainer.augment import AugmentConfig, augment_batch
-from trainer.data import SampleSet
-from trainer.events import EventWriter
-from trainer.losses import segmentation_loss
-from trainer.prompts import batch_prompts
+from trainer.data import AugmentConfig, SampleSet, augment_batch, batch_prompts
+from trainer.training.events import EventWriter
+from trainer.training.losses import segmentation_loss
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from engine.errors import LungSamError
 from engine.models import MODEL_JSON, WEIGHTS_FILE
-from trainer import report_plots as plots
-from trainer.events import read_events
+from trainer.report import plots
+from trainer.training import read_events
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def ssim_rows(models: list[tuple[str, Any]], data_dir: Path, n: int) -> list[dic
 
     from engine.predict import EmbeddingCache, Predictor
     from trainer.data import find_pairs
-    from trainer.evaluate import load_ground_truth, prompt_boxes
+    from trainer.evaluation import load_ground_truth, prompt_boxes
 
     predictors = [Predictor(m, device="cpu", cache=EmbeddingCache(0)) for _, m in models]
     rows = []

@@ -21,7 +21,7 @@ from engine.errors import LungSamError, TrainingError
 from engine.imaging import SUPPORTED_EXTENSIONS, load_image
 from engine.project import is_project
 from engine.sam import as_rgb, resize_to_input
-from trainer.lung_labels import labels_from_masks
+from trainer.data.lung_labels import labels_from_masks
 
 log = logging.getLogger(__name__)
 MASK_DIRS = ("masks", "masks_left", "masks_right")
@@ -209,7 +209,7 @@ def split_pairs(pairs: list[Pair], val_fraction: float, seed: int = 0) -> tuple[
 
     groups: dict[str, list[Pair]] = {}
     for pair in pairs:
-        groups.setdefault(_patient_key(pair), []).append(pair)
+        groups.setdefault(patient_key(pair), []).append(pair)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     n_val = max(1, round(val_fraction * len(keys))) if len(keys) > 1 else 0
@@ -218,7 +218,7 @@ def split_pairs(pairs: list[Pair], val_fraction: float, seed: int = 0) -> tuple[
     return train, val
 
 
-def _patient_key(pair: Pair) -> str:
+def patient_key(pair: Pair) -> str:
     if pair.image.suffix.lower() in (".dcm", ".dicom") or not pair.image.suffix:
         try:
             import pydicom

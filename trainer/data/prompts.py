@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT
+from trainer.data.lung_labels import IMAGE_LEFT, IMAGE_RIGHT
 
 PROMPT_KINDS = ("union", "image_left", "image_right")
 
