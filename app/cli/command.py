@@ -11,10 +11,10 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli_eval import add_eval_parsers
-    from app.cli_gui import add_gui_parser
-    from app.cli_segment import add_segment_parsers
-    from app.cli_train import add_train_parser
+    from app.cli.eval import add_eval_parsers
+    from app.cli.gui import add_gui_parser
+    from app.cli.segment import add_segment_parsers
+    from app.cli.train import add_train_parser
 
     parser = argparse.ArgumentParser(
         prog="lungsam",
