@@ -111,7 +111,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.gui.main_window import MainWindow
-    from app.gui.train_plan import format_duration
+    from app.gui.trainer import format_duration
 
     window = MainWindow(model=model, device="cpu")
     window.resize(1800, 1150)

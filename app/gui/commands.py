@@ -9,9 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.gui.annotate import LABEL_ORDER, PRESETS
 from app.gui.dialogs import ABOUT, ShortcutsDialog
-from app.gui.labels_panel import LABEL_ORDER
-from app.gui.windowing import PRESETS
 
 
 class WindowCommands:

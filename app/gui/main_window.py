@@ -25,19 +25,23 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.actions import build_menus
-from app.gui.annotator import Annotator
-from app.gui.canvas import Canvas
+from app.gui.annotate import (
+    PRESETS,
+    Annotator,
+    Canvas,
+    ImageList,
+    ImageLoader,
+    ImageSession,
+    LabelsPanel,
+    ModelInfo,
+    ModelWorker,
+    Project,
+    Windower,
+)
 from app.gui.commands import WindowCommands
-from app.gui.image_list import ImageList
-from app.gui.labels_panel import LabelsPanel
-from app.gui.loader import ImageLoader
 from app.gui.model_menu import ModelMenu
-from app.gui.project import Project
-from app.gui.session import ImageSession
 from app.gui.status import StatusFields
-from app.gui.trainer_pane import install_trainer_dock
-from app.gui.windowing import PRESETS, Windower
-from app.gui.worker import ModelInfo, ModelWorker
+from app.gui.trainer import install_trainer_dock
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage
 from engine.predict import EmbeddingCache

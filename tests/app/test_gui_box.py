@@ -133,7 +133,7 @@ def test_next_image_is_prefetched_and_navigation_by_keyboard(qtbot, gui_model, i
 
 
 def test_mailbox_keeps_only_the_newest_request_per_label():
-    from app.gui.worker import LatestMailbox
+    from app.gui.annotate import LatestMailbox
 
     box = LatestMailbox()
     assert box.put("a1", key="left lung") is False

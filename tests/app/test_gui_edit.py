@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.gui import mask_ops
-from app.gui.edit_history import EditHistory
+from app.gui.annotate import EditHistory, mask_ops
 from tests.app.conftest import drag_box, wait_settled
 
 

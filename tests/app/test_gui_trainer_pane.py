@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.gui import train_plan as tp
+from app.gui.trainer import plan as tp
 from engine.project import ProjectStore
 from tests.app.conftest import drag_box, engine_mask, wait_ready, wait_settled
 
@@ -211,8 +211,7 @@ def test_stage2_keeps_stage1s_split_while_the_clinician_keeps_correcting(correct
 def test_the_current_model_is_scored_in_the_users_mask_style(corrected_project, styled_tiny_sam, tmp_path):
     """A site working in the 'anatomical' style compares the new model against that style,
     not against the current model's default; a model without that style falls back to its first."""
-    from app.gui.train_result_view import with_style
-    from app.gui.train_summary import evaluate_on, held_back_pairs
+    from app.gui.trainer import evaluate_on, held_back_pairs, with_style
     from engine.models import save_sam_folder
 
     styled = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)

@@ -1,6 +1,6 @@
 """The trainer pane's settings form: Stage 1 / Stage 2 presets, hold-back, device, threads.
 
-Widgets only: the form shows and edits :class:`app.gui.train_plan.Stage1Preset` /
+Widgets only: the form shows and edits :class:`app.gui.trainer.plan.Stage1Preset` /
 :class:`Stage2Preset` and emits ``changed`` so the pane can re-estimate the duration.
 """
 
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.train_plan import (
+from app.gui.trainer.plan import (
     Estimate,
     Stage1Preset,
     Stage2Preset,

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.mask_ops import MAX_BRUSH, MIN_BRUSH
+from app.gui.annotate.mask_ops import MAX_BRUSH, MIN_BRUSH
 
 LABEL_ORDER = ("right lung", "left lung", "lungs")
 """Order of the 1/2/3 keys: image left to right, then both."""

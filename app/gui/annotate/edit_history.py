@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app.gui.mask_ops import Rect, changed_rect
+from app.gui.annotate.mask_ops import Rect, changed_rect
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The trainer pane's model versions: "Use new model", rollback, Model-menu picks, hot-swap.
 
-A mixin of :class:`app.gui.trainer_pane.TrainerPane`, kept apart so the pane module holds the
+A mixin of :class:`app.gui.trainer.pane.TrainerPane`, kept apart so the pane module holds the
 run (plan, job, comparison) and this one which model the project uses afterwards: it registers
-a finished run (:func:`app.gui.model_versions.register_run`), activates recorded versions, keeps
-the history list (:class:`app.gui.model_history.ModelHistory`) current and loads the chosen
+a finished run (:func:`app.gui.trainer.model_versions.register_run`), activates recorded versions, keeps
+the history list (:class:`app.gui.trainer.model_history.ModelHistory`) current and loads the chosen
 model through the window, which re-embeds the current image.
 """
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.gui.model_versions import activate, find_version, register_run
+from app.gui.trainer.model_versions import activate, find_version, register_run
 from engine.errors import LungSamError
 
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
     from PySide6.QtWidgets import QPushButton
 
-    from app.gui.model_history import ModelHistory
-    from app.gui.train_plan import TrainPlan
-    from app.gui.train_run_view import RunView
+    from app.gui.trainer.model_history import ModelHistory
+    from app.gui.trainer.plan import TrainPlan
+    from app.gui.trainer.run_view import RunView
 
 
 class TrainerModels:
@@ -29,7 +29,7 @@ class TrainerModels:
     and ``_write_status``."""
 
     window: Any  # the MainWindow (project, model_info, model_menu, load_model, device)
-    project: Any  # app.gui.project.Project | None
+    project: Any  # app.gui.annotate.project.Project | None
     plan: TrainPlan | None
     run_dir: Path | None
     comparison: dict[str, Any] | None

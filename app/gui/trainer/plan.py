@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.gui.model_versions import same_path
+from app.gui.trainer.model_versions import same_path
 from engine.errors import LungSamError
 from engine.project import runs_dir
 from trainer.training import STAGE_DEFAULTS, Stage1Config, Stage2Config
@@ -328,7 +328,7 @@ def child_env(threads: int) -> dict[str, str]:
     """Environment of a trainer subprocess: unbuffered, no tqdm bars, the pane's thread count,
     and this source tree importable."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
     env["TQDM_DISABLE"] = "1"

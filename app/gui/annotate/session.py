@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app.gui.edit_history import EditHistory, Entry
+from app.gui.annotate.edit_history import EditHistory, Entry
 
 Box = tuple[float, float, float, float]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.gui.worker import LatestMailbox
+from app.gui.annotate.worker import LatestMailbox
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
 from engine.predict import EmbeddingCache

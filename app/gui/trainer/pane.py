@@ -3,13 +3,13 @@
 The dock shows the corrected images of the open project and the split the run will use (the
 trainer's own :func:`trainer.data.datasets.split_pairs`, grouped by patient), the FP32 base model,
 Stage 1 / Stage 2 presets with a measured duration estimate, then runs
-``lungsam train stage1`` and ``stage2`` as subprocesses (:mod:`app.gui.train_job`) while the
+``lungsam train stage1`` and ``stage2`` as subprocesses (:mod:`app.gui.trainer.job`) while the
 user keeps annotating: progress with stage, epoch and ETA, live loss / Dice curves, a log.
 At the end, the current and the new INT8 model are compared on the held-back images in a
-QThread (:mod:`app.gui.train_summary`); "Use new model" registers the run in the project
-(:mod:`app.gui.model_versions`) and hot-swaps it through the window's model worker, which
+QThread (:mod:`app.gui.trainer.summary`); "Use new model" registers the run in the project
+(:mod:`app.gui.trainer.model_versions`) and hot-swaps it through the window's model worker, which
 re-embeds the current image. The history list rolls back to any earlier version; those model
-handlers live in :mod:`app.gui.train_models`.
+handlers live in :mod:`app.gui.trainer.models`.
 
 Policy: a run is registered only when the user clicks "Use new model". Cancelled and failed
 runs leave their folder under ``.lungsam/runs/`` (with ``status.json``) and nothing else.
@@ -33,16 +33,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import train_plan as tp
-from app.gui.model_history import ModelHistory
-from app.gui.model_versions import version_name
-from app.gui.train_data_view import DataView
-from app.gui.train_job import JobResult, JobStep, TrainJob
-from app.gui.train_models import TrainerModels
-from app.gui.train_result_view import ResultView, fmt
-from app.gui.train_run_view import RunView, stage_title
-from app.gui.train_settings import TrainSettings
-from app.gui.train_summary import ComparisonWorker
+from app.gui.trainer import plan as tp
+from app.gui.trainer.data_view import DataView
+from app.gui.trainer.job import JobResult, JobStep, TrainJob
+from app.gui.trainer.model_history import ModelHistory
+from app.gui.trainer.model_versions import version_name
+from app.gui.trainer.models import TrainerModels
+from app.gui.trainer.result_view import ResultView, fmt
+from app.gui.trainer.run_view import RunView, stage_title
+from app.gui.trainer.settings import TrainSettings
+from app.gui.trainer.summary import ComparisonWorker
 from engine.atomic import atomic_write_bytes
 from engine.errors import LungSamError
 
@@ -142,7 +142,7 @@ class TrainerPane(TrainerModels, QWidget):
 
     # -- project, split, base model, estimate -----------------------------------------------
     @property
-    def project(self):  # noqa: ANN201 - app.gui.project.Project | None
+    def project(self):  # noqa: ANN201 - app.gui.annotate.project.Project | None
         return self.window.project
 
     def set_project(self, _project: object = None) -> None:

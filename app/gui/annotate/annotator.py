@@ -15,12 +15,12 @@ import time
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from app.gui import mask_ops
-from app.gui.canvas import Canvas
-from app.gui.labels_panel import LABEL_COLORS
+from app.gui.annotate import mask_ops
+from app.gui.annotate.canvas import Canvas
+from app.gui.annotate.labels_panel import LABEL_COLORS
+from app.gui.annotate.session import ImageSession, Snapshot
+from app.gui.annotate.worker import ModelWorker, PredictRequest, PredictResult
 from app.gui.preferences import MASK_STYLE, get_preference, set_preference
-from app.gui.session import ImageSession, Snapshot
-from app.gui.worker import ModelWorker, PredictRequest, PredictResult
 from engine.sam import styled_name
 
 

@@ -1,6 +1,6 @@
 """End-of-run summary table (current vs new model on the held-back images) and "Use new model".
 
-Widgets only; the numbers come from :func:`app.gui.train_summary.compare_models`.
+Widgets only; the numbers come from :func:`app.gui.trainer.summary.compare_models`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ResultView(QWidget):
         self.use_button.setEnabled(False)
 
     def show_summary(self, s: dict[str, Any]) -> None:
-        """Fill the table from :func:`app.gui.train_summary.compare_models`'s summary."""
+        """Fill the table from :func:`app.gui.trainer.summary.compare_models`'s summary."""
         cur, new = s.get("current", {}), s.get("new", {})
         total, trainable = s.get("total_params"), s.get("trainable_params")
         cells = (

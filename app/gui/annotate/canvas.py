@@ -4,7 +4,7 @@ It draws and forwards; it never edits masks or calls the model. Coordinates it e
 original-image pixels (x, y) as floats: scene coordinates equal image pixel coordinates,
 pixel (col, row) covering the square [col, col + 1) x [row, row + 1).
 
-Large images: see :mod:`app.gui.overlay` - every paint costs about one viewport of pixels,
+Large images: see :mod:`app.gui.annotate.overlay` - every paint costs about one viewport of pixels,
 so a 4k x 5k image pans and zooms smoothly; mask edits repaint only what they changed.
 """
 
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from app.gui.mask_ops import Rect
-from app.gui.overlay import ImageItem, MaskOverlay
+from app.gui.annotate.mask_ops import Rect
+from app.gui.annotate.overlay import ImageItem, MaskOverlay
 
 TOOLS = ("box", "positive", "negative", "brush", "eraser")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
