@@ -26,7 +26,7 @@ from engine.adalora import merge_adalora
 from engine.models import LoadedModel, export_int8, load_model_folder, save_sam_folder
 from engine.predict import CachedEmbedding, EmbeddingCache, Predictor, image_hash
 from engine.quant import Int8Linear, insert_fake_quant
-from engine.sam import SamConfig, build_sam, prepare_image, preset, tiny_config
+from engine.sam import SamConfig, build_sam, prepare_image, preset
 from trainer.evaluation import dice
 
 
@@ -51,7 +51,7 @@ def source_model(args: argparse.Namespace) -> tuple[torch.nn.Module, SamConfig, 
         sam = copy.deepcopy(loaded.sam)
         merge_adalora(sam)
         return sam, loaded.config, f"weights from {args.model}"
-    config = tiny_config() if args.arch == "tiny" else preset(args.arch)
+    config = preset(args.arch)
     torch.manual_seed(0)
     return build_sam(config), config, "random weights (seed 0)"
 

@@ -23,7 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def tiny_sam():
     """A tiny random SAM whose masks are neither empty nor full (so agreement tests bite)."""
-    from engine.sam import build_sam, tiny_config
+    from engine.sam import build_sam
+    from tests.sam_factory import tiny_config
 
     torch.manual_seed(1)
     config = tiny_config(img_size=64)

@@ -12,12 +12,14 @@ from engine.sam.config import (
     COMPACT,
     MEDSAM,
     PRESETS,
+    TEST_PRESETS,
+    TINY,
     VIT_B,
     VIT_H,
     VIT_L,
     SamConfig,
+    named_configs,
     preset,
-    tiny_config,
 )
 from engine.sam.forward import decode_per_prompt, predict_boxes
 from engine.sam.mask_styles import (
@@ -49,6 +51,8 @@ __all__ = [
     "MEDSAM",
     "PRESETS",
     "SamConfig",
+    "TEST_PRESETS",
+    "TINY",
     "VIT_B",
     "VIT_H",
     "VIT_L",
@@ -65,6 +69,7 @@ __all__ = [
     "mask_styles",
     "masks_at_original",
     "max_styles",
+    "named_configs",
     "normalize_and_pad",
     "predict_boxes",
     "prepare_image",
@@ -74,5 +79,4 @@ __all__ = [
     "set_mask_styles",
     "style_index",
     "styled_name",
-    "tiny_config",
 ]

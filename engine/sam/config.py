@@ -119,37 +119,42 @@ COMPACT = SamConfig(
 )
 
 PRESETS: dict[str, SamConfig] = {c.name: c for c in (VIT_B, VIT_L, VIT_H, MEDSAM, COMPACT)}
+"""The shipped architectures."""
+
+# A test preset, not shipped and not in PRESETS: the smallest SAM that still builds, for the
+# test suite (runs in milliseconds on a CPU). ``preset("tiny")`` / ``--arch tiny`` still
+# build it so the tests can drive the real CLI in subprocesses; tests derive variants with
+# ``tests/sam_factory.py:tiny_config``.
+TINY = SamConfig(
+    name="tiny",
+    img_size=64,
+    patch_size=16,
+    encoder_embed_dim=32,
+    encoder_depth=2,
+    encoder_num_heads=2,
+    encoder_global_attn_indexes=(1,),
+    encoder_window_size=2,
+    prompt_embed_dim=32,
+    mask_in_chans=4,
+    decoder_mlp_dim=64,
+    decoder_num_heads=2,
+    iou_head_hidden_dim=32,
+)
+TEST_PRESETS: dict[str, SamConfig] = {TINY.name: TINY}
+
+
+def named_configs() -> dict[str, SamConfig]:
+    """Every architecture known by name: the shipped :data:`PRESETS`, then :data:`TEST_PRESETS`."""
+    return {**PRESETS, **TEST_PRESETS}
 
 
 def preset(name: str) -> SamConfig:
-    """Look up a named architecture (``vit_b``, ``vit_l``, ``vit_h``, ``medsam``, ``compact``)."""
+    """Look up a named architecture (``vit_b``, ``vit_l``, ``vit_h``, ``medsam``, ``compact``;
+    ``tiny`` for tests)."""
+    known = named_configs()
     try:
-        return PRESETS[name]
+        return known[name]
     except KeyError:
         raise ModelLoadError(
-            f"unknown model type '{name}' (known: {', '.join(sorted(PRESETS))})"
+            f"unknown model type '{name}' (known: {', '.join(sorted(known))})"
         ) from None
-
-
-def tiny_config(img_size: int = 64, **overrides: Any) -> SamConfig:
-    """A very small SAM for tests: builds and runs in milliseconds on a CPU."""
-    base = dict(
-        name="tiny",
-        img_size=img_size,
-        patch_size=16,
-        encoder_embed_dim=32,
-        encoder_depth=2,
-        encoder_num_heads=2,
-        encoder_global_attn_indexes=(1,),
-        encoder_window_size=2,
-        prompt_embed_dim=32,
-        mask_in_chans=4,
-        decoder_mlp_dim=64,
-        decoder_num_heads=2,
-        iou_head_hidden_dim=32,
-    )
-    base.update(overrides)
-    return SamConfig(**base)
-
-
-PRESETS["tiny"] = tiny_config()

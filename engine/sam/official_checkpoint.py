@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine.errors import ModelLoadError
-from engine.sam.config import PRESETS, SamConfig
+from engine.sam.config import SamConfig, named_configs
 
 _BLOCK_KEY = re.compile(r"^image_encoder\.blocks\.(\d+)\.")
 # Nested layouts seen in fine-tuning repositories that save more than the bare state dict.
@@ -96,7 +96,7 @@ def infer_config(state: dict[str, torch.Tensor], model_type: str | None = None) 
         iou_head_hidden_dim=int(state["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0]),
     )
     if model_type is not None:
-        base = PRESETS.get(model_type)
+        base = named_configs().get(model_type)
         if base is None:
             raise ModelLoadError(
                 f"unknown checkpoint type '{model_type}' (known: vit_b, vit_l, vit_h, medsam)"
@@ -109,7 +109,7 @@ def infer_config(state: dict[str, torch.Tensor], model_type: str | None = None) 
             )
         return base
     name = next(
-        (p.name for p in PRESETS.values() if p.normalization == "sam"
+        (p.name for p in named_configs().values() if p.normalization == "sam"
          and all(getattr(p, k) == v for k, v in inferred.items())),
         "custom",
     )

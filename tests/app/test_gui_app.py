@@ -54,7 +54,8 @@ def test_switching_model_re_embeds_and_predicts_with_the_new_model(qtbot, gui_mo
     import torch
 
     from engine.models import save_sam_folder
-    from engine.sam import build_sam, tiny_config
+    from engine.sam import build_sam
+    from tests.sam_factory import tiny_config
 
     torch.manual_seed(7)
     other = save_sam_folder(tmp_path / "user-models" / "tiny-other", build_sam(tiny_config(img_size=64)),

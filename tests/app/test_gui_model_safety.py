@@ -68,7 +68,8 @@ def make_broken(kind: str, gui_model: Path, tmp_path: Path) -> tuple[Path, str]:
 
 
 def _other_tiny():
-    from engine.sam import build_sam, tiny_config
+    from engine.sam import build_sam
+    from tests.sam_factory import tiny_config
 
     torch.manual_seed(99)
     config = tiny_config(img_size=64)

@@ -221,7 +221,8 @@ def test_the_current_model_is_scored_in_the_users_mask_style(corrected_project, 
     anatomical = evaluate_on(str(styled), pairs, style="anatomical")
     assert visible.summary["style"] == "visible" and anatomical.summary["style"] == "anatomical"
     assert [r["dice"] for r in visible.rows] != [r["dice"] for r in anatomical.rows]
-    from engine.sam import build_sam, tiny_config
+    from engine.sam import build_sam
+    from tests.sam_factory import tiny_config
 
     config = tiny_config(img_size=64)
     plain = save_sam_folder(tmp_path / "plain", build_sam(config), config)

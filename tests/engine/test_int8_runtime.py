@@ -21,7 +21,8 @@ from engine.quant import (
     quantize_weight,
     set_kernel,
 )
-from engine.sam import build_sam, predict_boxes, tiny_config
+from engine.sam import build_sam, predict_boxes
+from tests.sam_factory import tiny_config
 
 
 def dice(a: torch.Tensor, b: torch.Tensor) -> float:

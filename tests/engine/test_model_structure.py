@@ -36,7 +36,8 @@ from engine.quant import (
     int8_layers,
     select_layers,
 )
-from engine.sam import SamConfig, build_sam, predict_boxes, tiny_config
+from engine.sam import SamConfig, build_sam, predict_boxes
+from tests.sam_factory import tiny_config
 
 ADAPTER = AdaLoraConfig(r_max=6, target_rank=3, alpha=12.0)
 IMAGES = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(7))

@@ -10,7 +10,8 @@ import torch
 
 from engine.errors import ModelLoadError
 from engine.models import import_checkpoint, load_model, load_model_folder, load_official_checkpoint
-from engine.sam import VIT_B, build_sam, infer_config, read_state_dict, tiny_config
+from engine.sam import VIT_B, build_sam, infer_config, read_state_dict
+from tests.sam_factory import tiny_config
 
 
 def _write_official(path: Path, sam: torch.nn.Module) -> None:

@@ -25,7 +25,8 @@ from engine.quant import (
     select_layers,
     weight_scale,
 )
-from engine.sam import build_sam, tiny_config
+from engine.sam import build_sam
+from tests.sam_factory import tiny_config
 
 
 def tiny_sam(seed: int = 0) -> nn.Module:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from engine.models import load_model_folder
-from engine.sam import build_sam, tiny_config
+from engine.sam import build_sam
+from tests.sam_factory import tiny_config
 from trainer.data import find_pairs, load_set
 from trainer.training import (
     BaseStageConfig,

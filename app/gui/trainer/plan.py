@@ -186,9 +186,9 @@ def seconds_per_image(arch: str, device: str) -> dict[str, float] | None:
         return SECONDS_PER_IMAGE[(arch, kind)]
     if kind != "cpu":
         return None
-    from engine.sam import PRESETS
+    from engine.sam import named_configs
 
-    cfg = PRESETS.get(arch)
+    cfg = named_configs().get(arch)
     big = cfg is None or cfg.img_size >= 1024  # medsam, vit_l/h: at least ViT-B's cost
     return SECONDS_PER_IMAGE[("vit_b" if big else "compact", "cpu")]
 
