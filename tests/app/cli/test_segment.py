@@ -90,7 +90,7 @@ def test_segment_command_never_imports_qt(model_dir, image_file, tmp_path):
         f"'-o', {str(tmp_path / 'q')!r}]); "
         "assert rc == 0; assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))]"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
 
 
 def test_segment_writes_the_asked_mask_style(styled_tiny_sam, image_file, tmp_path, capsys):

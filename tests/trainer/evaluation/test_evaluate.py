@@ -255,7 +255,7 @@ def test_cli_eval_never_imports_qt(val4, model_dir):
         "'--limit', '1', '--device', 'cpu']); "
         "assert rc == 0; assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt'"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           timeout=120, env=env)

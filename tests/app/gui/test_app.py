@@ -106,7 +106,7 @@ def test_lungsam_gui_is_a_subcommand_that_does_not_load_qt_for_others():
     code = ("import sys; from app.cli import build_parser; p = build_parser();"
             "a = p.parse_args(['gui', 'x', '--device', 'cpu']); assert a.paths == ['x'];"
             "assert 'PySide6' not in sys.modules, 'Qt imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
 
 
 def test_dragging_with_the_middle_button_pans_and_the_wheel_zooms(qtbot, gui_model, image_folder, make_window):

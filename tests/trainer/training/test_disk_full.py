@@ -5,7 +5,7 @@ last checkpoint and the best model) stay intact; resuming once there is space fi
 Two ways to fill the disk: a per-process file size limit (RLIMIT_FSIZE, works everywhere) and,
 where this process may mount one (root), a small tmpfs that another program fills mid-run.
 
-Run ``pytest tests/trainer/test_disk_full.py -s`` to see the summary lines.
+Run ``pytest tests/trainer/training/test_disk_full.py -s`` to see the summary lines.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from engine.models import load_model_folder
 from trainer.training import CHECKPOINT, read_events
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 12
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 

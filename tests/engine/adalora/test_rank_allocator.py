@@ -17,7 +17,7 @@ from engine.adalora import (
     rank_pattern,
     wrap_adalora,
 )
-from tests.engine.test_adalora import small_encoder
+from tests.engine.adalora.test_adalora import small_encoder
 
 
 class Attn(nn.Module):

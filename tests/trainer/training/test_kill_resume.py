@@ -3,7 +3,7 @@ checkpoint or best-model write) resumes to the same result as a run never killed
 kills, checkpoint.pt always loads, best/ is always a complete model folder and the registry
 never lists an incomplete model.
 
-Run ``pytest tests/trainer/test_kill_resume.py -s`` to see the summary line with the figures.
+Run ``pytest tests/trainer/training/test_kill_resume.py -s`` to see the summary line with the figures.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from engine.models import load_model_folder
 from trainer.training import CHECKPOINT, read_events
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 48  # long enough that no trial outlives the run before its kill (24 did, now and then)
 KILLS = 6
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

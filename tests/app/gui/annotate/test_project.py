@@ -169,7 +169,7 @@ def test_a_killed_window_loses_nothing_autosaved(qtbot, gui_model, image_folder,
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[4]
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     child = subprocess.Popen([sys.executable, str(script), str(image_folder), str(repo)],

@@ -26,7 +26,7 @@ from trainer.training import (
     read_events,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = tiny_config(img_size=128, encoder_embed_dim=64, prompt_embed_dim=64, decoder_mlp_dim=128)
 
 

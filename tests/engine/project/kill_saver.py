@@ -1,6 +1,6 @@
 """Kill-test helper: save random annotations into a project forever, printing nothing.
 
-Usage: ``python tests/engine/kill_saver.py ROOT N``. Creates ``N`` small placeholder image
+Usage: ``python tests/engine/project/kill_saver.py ROOT N``. Creates ``N`` small placeholder image
 files in ROOT if missing, opens the project for writing and loops: pick an image, a random
 non-empty label subset, random blob masks and a random kind, save. The test kills it with
 SIGKILL at random moments and checks the project after each kill.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a plain script
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a plain script
 
 import numpy as np  # noqa: E402
 

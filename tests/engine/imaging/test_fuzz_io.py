@@ -8,7 +8,7 @@ and the parent gives it ``CASE_SECONDS``; a case passes only when it ends in a c
 :class:`LoadedImage` or an :class:`ImageLoadError` naming the file. A crash (signal), a hang
 (killed at the time limit), an exception of any other type or "not enough memory" fails.
 
-Run ``pytest tests/engine/test_fuzz_io.py -s`` to see the summary line with the figures.
+Run ``pytest tests/engine/imaging/test_fuzz_io.py -s`` to see the summary line with the figures.
 """
 
 from __future__ import annotations
