@@ -15,7 +15,7 @@ Sizes (random weights; the ratio depends only on the architecture): compact 33.9
 position-embedding values stay FP32.
 
 The loaded folder computes what the fake-quant model computed: same grid, same per-token
-activation quantisation, and the integer matmul is exact (see :mod:`engine.quant.fake_quant`).
+activation quantisation, and the integer matmul is exact (see :mod:`engine.quant.qat`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ model.json sections (both optional, ``null`` when absent; both enter the model h
     state-dict keys are ``<name>.weight_int8`` (int8), ``<name>.weight_scale`` and
     ``<name>.bias`` (FP32).
 
-``mask_styles``: the style names by output token (see :mod:`engine.sam.mask_styles`), absent or
+``mask_styles``: the style names by output token (see :mod:`engine.sam.styles`), absent or
     ``null`` for a model with one style. Names only: they change no arithmetic.
 
 ``qat``: ``{"layers": [...], "selection": ...}`` when the model was saved under Stage 2
@@ -60,7 +60,7 @@ from engine.sam import MASK_STYLES_ATTR, check_style_names, max_styles
 #: ``ortho_weight``, ``init_std``) survive a save.
 ADAPTER_CONFIG_ATTR = "lungsam_adalora_config"
 
-#: Version 1 of the INT8 numerics (see :mod:`engine.quant.fake_quant`). A folder with another version
+#: Version 1 of the INT8 numerics (see :mod:`engine.quant.qat`). A folder with another version
 #: is refused rather than run with different arithmetic.
 INT8_SCHEME: dict[str, Any] = {
     "version": 1,

@@ -1,9 +1,19 @@
 """Quantization: fake-quant layers for quantization-aware training and the INT8 arithmetic
-they simulate (:mod:`~engine.quant.fake_quant`), and the real INT8 layers a model runs with
+they simulate (:mod:`~engine.quant.qat`), and the real INT8 layers a model runs with
 after export (:mod:`~engine.quant.int8_runtime`).
 """
 
-from engine.quant.fake_quant import (
+from engine.quant.int8_runtime import (
+    INT8_TYPES,
+    Int8Conv2d,
+    Int8ConvTranspose2d,
+    Int8Linear,
+    convert_to_int8,
+    int8_layers,
+    prepare_int8,
+    set_kernel,
+)
+from engine.quant.qat import (
     QUANTIZABLE,
     SELECTION_ATTR,
     FakeQuantConv2d,
@@ -22,16 +32,6 @@ from engine.quant.fake_quant import (
     remove_fake_quant,
     select_layers,
     weight_scale,
-)
-from engine.quant.int8_runtime import (
-    INT8_TYPES,
-    Int8Conv2d,
-    Int8ConvTranspose2d,
-    Int8Linear,
-    convert_to_int8,
-    int8_layers,
-    prepare_int8,
-    set_kernel,
 )
 
 __all__ = [

@@ -2,12 +2,12 @@
 
 :class:`Int8Linear` stores ``weight_int8`` (out, in) int8, a per-tensor ``weight_scale`` and an
 FP32 ``bias``. On the CPU it quantises each input row on the fly (dynamic symmetric per-token,
-:func:`engine.quant.fake_quant.quantize_per_token`), multiplies INT8 x INT8 -> INT32 with
+:func:`engine.quant.qat.quantize_per_token`), multiplies INT8 x INT8 -> INT32 with
 ``torch._int_mm`` and rescales by ``s_row * scale_W``, then adds the bias. ``torch._int_mm`` on
 the CPU takes any 2-D shape (no multiple-of-8 or ``m > 16`` rule as on CUDA, checked down to
 1 x 5 x 3), so nothing is padded. Elsewhere (CUDA, or ``kernel="float"``) the same formula runs
 as a float matmul of the integer grid values (weight grid cached once per device), which is
-what :class:`engine.quant.fake_quant.FakeQuantLinear` computes: integer sums are exact in FP32 below 2^24,
+what :class:`engine.quant.qat.FakeQuantLinear` computes: integer sums are exact in FP32 below 2^24,
 so fake-quant, CPU runtime and float path agree bit for bit in practice.
 
 Conv2d / ConvTranspose2d layers store INT8 too but dequantise their weight once (cached per
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.modules import set_submodule
-from engine.quant.fake_quant import (
+from engine.quant.qat import (
     dequantize,
     int8_linear_reference,
     quantize_per_token,

@@ -4,7 +4,7 @@
 mapping of images and prompts into a SAM's input frame and back
 (:mod:`~engine.sam.preprocess`), official ``.pth`` checkpoints
 (:mod:`~engine.sam.official_checkpoint`) and mask styles, one output token per annotation
-convention (:mod:`~engine.sam.mask_styles`).
+convention (:mod:`~engine.sam.styles`).
 """
 
 from engine.sam.build import build_sam, count_parameters
@@ -22,17 +22,6 @@ from engine.sam.config import (
     preset,
 )
 from engine.sam.forward import decode_per_prompt, predict_boxes
-from engine.sam.mask_styles import (
-    DEFAULT_STYLE,
-    MASK_STYLES_ATTR,
-    add_mask_style,
-    check_style_names,
-    mask_styles,
-    max_styles,
-    set_mask_styles,
-    style_index,
-    styled_name,
-)
 from engine.sam.official_checkpoint import infer_config, load_state_into, read_state_dict
 from engine.sam.preprocess import (
     as_rgb,
@@ -42,6 +31,17 @@ from engine.sam.preprocess import (
     normalize_and_pad,
     prepare_image,
     resize_to_input,
+)
+from engine.sam.styles import (
+    DEFAULT_STYLE,
+    MASK_STYLES_ATTR,
+    add_mask_style,
+    check_style_names,
+    mask_styles,
+    max_styles,
+    set_mask_styles,
+    style_index,
+    styled_name,
 )
 
 __all__ = [

@@ -4,7 +4,7 @@
 NAME=DIR`` adds examples of another, oversampled with ``--style-repeat`` because such sets
 are small (a site's few dozen radiologist masks next to thousands of public ones). Each
 example trains only its own style's output token, so conventions never contradict each
-other on the same image. See :mod:`engine.sam.mask_styles`.
+other on the same image. See :mod:`engine.sam.styles`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Training: the shared loop with resume, events and DDP (:mod:`~trainer.training.loop`),
 losses, the stages (base, Stage 1 AdaLoRA, Stage 2 QAT; :mod:`~trainer.training.stages`), a
 run from a request to its folder (:mod:`~trainer.training.run`), the JSON-lines event protocol
-(:mod:`~trainer.training.events`) and provenance.
+(:mod:`~trainer.training.events`) and the provenance recorded with each model
+(:mod:`~trainer.training.provenance`).
 """
 
 from trainer.training.events import EventWriter, read_events
@@ -15,7 +16,6 @@ from trainer.training.loop import (
     lr_factor,
 )
 from trainer.training.losses import segmentation_loss
-from trainer.training.provenance import provenance
 from trainer.training.run import (
     OVERLAP_MIN_CORR,
     STAGE_DEFAULTS,
@@ -49,7 +49,6 @@ __all__ = [
     "base_stage",
     "evaluate_set",
     "lr_factor",
-    "provenance",
     "read_events",
     "read_exclude",
     "recover_run_folder",

@@ -177,7 +177,7 @@ def test_remove_fake_quant_restores_the_plain_model_output() -> None:
 
 # -- selection -------------------------------------------------------------------------------
 def expected_paper_layers(sam: nn.Module) -> list[str]:
-    """The spec, written independently of engine.quant.fake_quant's rules."""
+    """The spec, written independently of engine.quant.qat's rules."""
     names = []
     for name, m in sam.named_modules():
         if name.startswith("image_encoder."):
