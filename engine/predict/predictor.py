@@ -153,7 +153,7 @@ class Predictor:
 
         ``boxes``: (4,) or (B, 4). ``points``: (N, 2) shared by every box, or (B, N, 2).
         ``mask_input``: (B or 1, 1, h, w) low-res logits from a previous call.
-        ``style``: the annotation convention (:mod:`engine.sam.styles`), default style 0.
+        ``style``: the annotation convention (:mod:`engine.mask_styles`), default style 0.
         """
         self._require_image()
         token = style_index(self.sam, style)

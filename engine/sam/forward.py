@@ -24,7 +24,7 @@ def decode_per_prompt(
     """N prompts, N embeddings (N x C x h x w) -> low-res logits N x M x 4h x 4w, IoU N x M.
 
     ``tokens`` (N,) picks one output token per prompt (its mask style, see
-    :mod:`engine.sam.styles`); M is then 1 and ``multimask_output`` is ignored.
+    :mod:`engine.mask_styles`); M is then 1 and ``multimask_output`` is ignored.
     """
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)

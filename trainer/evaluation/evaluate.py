@@ -7,7 +7,7 @@ model and not the prompt sampler:
 * ``"per-lung"``: one box per lung (both in one ``predict`` call); the union of the two
   predicted masks is scored against the union GT, and each lung's prediction against its
   own GT lung (``dice_image_left``, ``dice_image_right``, their mean ``dice_lung_mean``;
-  "image left" is the patient's right lung, see :mod:`trainer.data.lung_labels`).
+  "image left" is the patient's right lung, see :mod:`trainer.lung_labels`).
 
 The predictor maps masks back to the original image size, so metrics (and HD95 in mm for
 images that carry a pixel spacing) are computed where a clinician would look. Pairs that
@@ -199,7 +199,7 @@ def load_ground_truth(pair: Pair) -> GroundTruth:
     """Image and masks of one pair at original size; any problem is a :class:`LungSamError`.
 
     A pair drawn per lung only (no both-lungs mask, as in annotation projects) gets the union
-    of its lungs, like :func:`trainer.data.datasets.load_pair` does for training.
+    of its lungs, like :func:`trainer.data.load_pair` does for training.
     """
     image = load_image(pair.image)
     shape = image.pixels.shape[:2]
@@ -282,7 +282,7 @@ def evaluate_model(
     progress: Progress | None = None,
     style: str | None = None,
 ) -> EvalResult:
-    """Score ``model`` (loaded, or anything :func:`engine.models.registry.load_model` accepts) on
+    """Score ``model`` (loaded, or anything :func:`engine.registry.load_model` accepts) on
     ``data_dir/images`` + ``data_dir/masks`` (+ ``masks_left``/``masks_right``).
 
     ``exclude``: image names (stems or file names) to leave out; ``limit``: the first N pairs

@@ -1,7 +1,7 @@
 """The one training loop every stage shares: steps, validation, checkpoints, resume, events.
 
 Stages differ only in which parameters train and a few hooks (extra loss, rank allocation,
-export); see ``trainer.training.stages``. Determinism: data order and augmentation are drawn from
+export); see ``trainer.stages``. Determinism: data order and augmentation are drawn from
 generators seeded by (seed, epoch) and (seed, step), so a resumed run replays the same
 batches as an uninterrupted one.
 """

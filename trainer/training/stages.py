@@ -1,6 +1,6 @@
 """Stage 0 (base), Stage 1 (AdaLoRA) and Stage 2 (QAT): parameter choices + loop hooks.
 
-The shared loop (``trainer.training.loop``) does the stepping; a stage decides what trains, at which
+The shared loop (``trainer.loop``) does the stepping; a stage decides what trains, at which
 learning rate, what the loss adds, and what is exported.
 """
 
