@@ -160,6 +160,16 @@ class WindowCommands:
         self._preset = (self._preset + 1) % len(PRESETS)
         self.set_window_preset(PRESETS[self._preset].key)
 
+    def set_window_preset(self, key: str) -> None:
+        if self.windower is not None:
+            self.window_level = self.windower.preset(key)
+            self._apply_window()
+
+    def _add_window_presets(self) -> None:
+        menu = self.menus["View"].addMenu("Window presets")
+        for preset in PRESETS:
+            menu.addAction(preset.name, lambda k=preset.key: self.set_window_preset(k))
+
     def on_shortcuts(self) -> None:
         dialog = ShortcutsDialog(self)
         dialog.show()

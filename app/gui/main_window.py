@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
 
 from app.gui.actions import build_menus
 from app.gui.annotate import (
-    PRESETS,
     Annotator,
     Canvas,
     ImageList,
@@ -337,16 +336,6 @@ class MainWindow(WindowCommands, QMainWindow):
             self.canvas.update_pixels(self.windower.apply(self.window_level))
             w = self.window_level
             self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
-
-    def set_window_preset(self, key: str) -> None:
-        if self.windower is not None:
-            self.window_level = self.windower.preset(key)
-            self._apply_window()
-
-    def _add_window_presets(self) -> None:
-        menu = self.menus["View"].addMenu("Window presets")
-        for preset in PRESETS:
-            menu.addAction(preset.name, lambda k=preset.key: self.set_window_preset(k))
 
     # -- export ----------------------------------------------------------------------------
     def export_to(self, out_dir: str | Path) -> None:
