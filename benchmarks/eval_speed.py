@@ -2,14 +2,14 @@
 
 Builds N (default 250) 1024 x 1024 image/mask pairs by upscaling real validation images of
 ../shared/data/covidqu_ex/val (written to a temporary folder, not timed), evaluates them with
-trainer.evaluate.evaluate_model and prints images, total seconds, seconds per image and the
+trainer.evaluation.evaluate.evaluate_model and prints images, total seconds, seconds per image and the
 split into load / embed / decode / metrics. Target: 250 images in under 2 minutes with the
 compact model on the 2-core reference machine.
 
     python benchmarks/eval_speed.py [--n 250] [--size 1024] [--model M] [--prompt per-lung]
 
 Without --model the shipped default model is used if installed, else a compact model with
-random weights (engine.sam_config.COMPACT); random weights cost the same time per image.
+random weights (engine.sam.config.COMPACT); random weights cost the same time per image.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def make_dataset(src: Path, dst: Path, n: int, size: int) -> Path:
 
 
 def pick_model(spec: str | None, tmp: Path) -> str:
-    from engine.registry import default_model_name
+    from engine.models import default_model_name
 
     if spec:
         return spec
@@ -60,9 +60,8 @@ def pick_model(spec: str | None, tmp: Path) -> str:
         return "default"
     import torch
 
-    from engine.model_folder import save_sam_folder
-    from engine.sam_builder import build_sam
-    from engine.sam_config import COMPACT
+    from engine.models import save_sam_folder
+    from engine.sam import COMPACT, build_sam
 
     torch.manual_seed(0)
     folder = save_sam_folder(tmp / "compact-random", build_sam(COMPACT), COMPACT)
@@ -82,7 +81,7 @@ def main() -> int:
 
     import torch
 
-    from trainer.evaluate import evaluate_model
+    from trainer.evaluation import evaluate_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

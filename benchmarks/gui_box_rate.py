@@ -132,7 +132,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.gui.main_window import MainWindow
-    from engine.registry import default_model_name
+    from engine.models import default_model_name
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -23,16 +23,11 @@ import numpy as np
 import torch
 
 from engine.adalora import merge_adalora
-from engine.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
-from engine.int8_export import export_int8
-from engine.int8_runtime import Int8Linear
-from engine.model_folder import LoadedModel, load_model_folder, save_sam_folder
-from engine.predictor import Predictor
-from engine.preprocess import prepare_image
-from engine.quant import insert_fake_quant
-from engine.sam_builder import build_sam
-from engine.sam_config import SamConfig, preset, tiny_config
-from trainer.metrics import dice
+from engine.models import LoadedModel, export_int8, load_model_folder, save_sam_folder
+from engine.predict import CachedEmbedding, EmbeddingCache, Predictor, image_hash
+from engine.quant import Int8Linear, insert_fake_quant
+from engine.sam import SamConfig, build_sam, prepare_image, preset
+from trainer.evaluation import dice
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,7 +51,7 @@ def source_model(args: argparse.Namespace) -> tuple[torch.nn.Module, SamConfig, 
         sam = copy.deepcopy(loaded.sam)
         merge_adalora(sam)
         return sam, loaded.config, f"weights from {args.model}"
-    config = tiny_config() if args.arch == "tiny" else preset(args.arch)
+    config = preset(args.arch)
     torch.manual_seed(0)
     return build_sam(config), config, "random weights (seed 0)"
 
@@ -176,7 +171,7 @@ def report(label: str, times: dict[str, list[float]]) -> None:
 
 
 def _load(path: Path) -> np.ndarray:
-    from engine.io import load_image
+    from engine.imaging import load_image
 
     return load_image(path).pixels
 

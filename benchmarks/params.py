@@ -2,7 +2,7 @@
 
     python benchmarks/params.py --arch vit_b compact
 
-Builds each architecture, wraps it exactly as `lungsam train stage1` does (trainer.stages.stage1
+Builds each architecture, wraps it exactly as `lungsam train stage1` does (trainer.training.stages.stage1
 with its default config: qkv adapters at r_max 48) and counts parameters with requires_grad.
 The paper reports 16.6x fewer trainable parameters than full fine-tuning for SAM ViT-B.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from engine.sam_builder import build_sam, count_parameters
-from engine.sam_config import preset
-from trainer.stages import Stage1Config, stage1
+from engine.sam import build_sam, count_parameters, preset
+from trainer.training import Stage1Config, stage1
 
 
 def main() -> None:

@@ -21,14 +21,11 @@ import numpy as np
 import torch
 from segment_anything import SamPredictor
 
-from engine.embedding_cache import EmbeddingCache
-from engine.io import load_image
-from engine.model_folder import LoadedModel
-from engine.predictor import Predictor
-from engine.registry import load_model
-from engine.sam_builder import build_sam
-from engine.sam_config import preset
-from trainer.metrics import dice
+from engine.imaging import load_image
+from engine.models import LoadedModel, load_model
+from engine.predict import EmbeddingCache, Predictor
+from engine.sam import build_sam, preset
+from trainer.evaluation import dice
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/covid_chestxray_gb/images"
 

@@ -1,6 +1,6 @@
 """Box-prompt Dice under the ways other hospitals export radiographs (the robustness table).
 
-Every image is scored clean and under each named perturbation of :mod:`trainer.perturb`
+Every image is scored clean and under each named perturbation of :mod:`trainer.evaluation.perturb`
 (gamma 0.5 / 2.0, brightness +60, contrast x0.5, JPEG q30, 12 % black border, burnt-in
 text), with the tight both-lung box of its (perturbed) ground truth, at the original
 resolution. Prints mean Dice per condition and its drop from clean in points, measured in
@@ -21,14 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.embedding_cache import EmbeddingCache  # noqa: E402
-from engine.predictor import Predictor  # noqa: E402
-from engine.registry import load_model  # noqa: E402
-from trainer.data import find_pairs  # noqa: E402
-from trainer.evaluate import load_ground_truth  # noqa: E402
-from trainer.metrics import dice  # noqa: E402
-from trainer.perturb import PERTURBATIONS  # noqa: E402
-from trainer.prompts import tight_box  # noqa: E402
+from engine.models import load_model  # noqa: E402
+from engine.predict import EmbeddingCache, Predictor  # noqa: E402
+from trainer.data import find_pairs, tight_box  # noqa: E402
+from trainer.evaluation import PERTURBATIONS, dice, load_ground_truth  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -22,12 +22,19 @@ from pathlib import Path
 
 import torch
 
-from engine.sam_builder import build_sam
-from engine.sam_config import preset
+from engine.sam import build_sam, preset
 from trainer.data import find_pairs, load_set
-from trainer.events import EventWriter
-from trainer.loop import LoopConfig, Trainer
-from trainer.stages import BaseStageConfig, Stage1Config, Stage2Config, base_stage, stage1, stage2
+from trainer.training import (
+    BaseStageConfig,
+    EventWriter,
+    LoopConfig,
+    Stage1Config,
+    Stage2Config,
+    Trainer,
+    base_stage,
+    stage1,
+    stage2,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -73,7 +80,7 @@ def time_stage(stage: str, arch: str, data, steps: int, batch: int, tmp: Path, d
 
 
 def pipeline(model: str, threads: int) -> None:
-    from trainer.run import TrainRequest, read_exclude, run_stage
+    from trainer.training import TrainRequest, read_exclude, run_stage
 
     gb = DATA / "covid_chestxray_gb"
     exclude = set(read_exclude(gb / "overlap_with_covidqu_ex.csv"))

@@ -23,8 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def tiny_sam():
     """A tiny random SAM whose masks are neither empty nor full (so agreement tests bite)."""
-    from engine.sam_builder import build_sam
-    from engine.sam_config import tiny_config
+    from engine.sam import build_sam
+    from tests.sam_factory import tiny_config
 
     torch.manual_seed(1)
     config = tiny_config(img_size=64)
@@ -36,7 +36,7 @@ def tiny_sam():
 def styled_tiny_sam(tiny_sam):
     """The tiny SAM with two mask styles, ``visible`` and ``anatomical``, whose heads differ
     (the second one's hypernetwork MLP is scaled by -1.5), so a wrong style shows."""
-    from engine.mask_styles import add_mask_style, set_mask_styles
+    from engine.sam import add_mask_style, set_mask_styles
 
     sam, config = tiny_sam
     set_mask_styles(sam, ["visible"])
@@ -49,7 +49,7 @@ def styled_tiny_sam(tiny_sam):
 
 @pytest.fixture
 def loaded_tiny(tiny_sam):
-    from engine.model_folder import LoadedModel
+    from engine.models import LoadedModel
 
     sam, config = tiny_sam
     return LoadedModel(sam=sam, config=config, model_hash="tiny-test", source="memory")

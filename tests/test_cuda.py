@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import synthetic_cxr
-from trainer.metrics import dice
+from trainer.evaluation import dice
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -25,10 +25,10 @@ SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 @pytest.mark.parametrize("name", ["lungsam-compact-int8", "lungsam-compact-base"])
 def test_shipped_models_give_the_cpu_masks_on_cuda(name):
-    from engine.io import load_image
-    from engine.mask_styles import mask_styles
-    from engine.predictor import Predictor
-    from engine.registry import load_model
+    from engine.imaging import load_image
+    from engine.models import load_model
+    from engine.predict import Predictor
+    from engine.sam import mask_styles
 
     image = load_image(SAMPLES / "pneumocystis-pneumonia-1.jpg").pixels
     h, w = image.shape[:2]
@@ -48,7 +48,7 @@ def test_shipped_models_give_the_cpu_masks_on_cuda(name):
 
 
 def test_int8_linear_runs_on_cuda_like_on_cpu():
-    from engine.int8_runtime import Int8Linear
+    from engine.quant import Int8Linear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 32)
@@ -74,11 +74,10 @@ def write_synthetic_set(folder: Path, n: int, grow_px: int = 0, seed: int = 0) -
 
 
 def test_base_stage1_with_a_style_stage2_and_int8_eval_on_cuda(tmp_path):
-    from engine.mask_styles import mask_styles
-    from engine.registry import load_model
-    from trainer.evaluate import evaluate_model
-    from trainer.events import read_events
-    from trainer.run import TrainRequest, run_stage
+    from engine.models import load_model
+    from engine.sam import mask_styles
+    from trainer.evaluation import evaluate_model
+    from trainer.training import TrainRequest, read_events, run_stage
 
     data = write_synthetic_set(tmp_path / "data", 12)
     wide = write_synthetic_set(tmp_path / "wide", 12, grow_px=4)

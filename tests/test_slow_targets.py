@@ -1,6 +1,6 @@
 """The shipped default model against the issue's floors on the full sets (``pytest -m slow``).
 
-CI runs a ten-image guard (tests/engine/test_shipped_model.py); this checks the published
+CI runs a ten-image guard (tests/engine/models/test_shipped_model.py); this checks the published
 figures themselves: every covidqu_ex/val image and all 44 unseen covid_chestxray_gb images,
 at the original resolution with ground-truth boxes (about two minutes on 2 cores).
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.evaluate import evaluate_model
-from trainer.run import read_exclude
+from trainer.evaluation import evaluate_model
+from trainer.training import read_exclude
 
 pytestmark = pytest.mark.slow
 

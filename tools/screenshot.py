@@ -30,7 +30,7 @@ def lung_boxes(mask_path: Path | None, shape: tuple[int, int]) -> dict[str, tupl
     import numpy as np
     from PIL import Image
 
-    from trainer.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, box_of, split_lungs
+    from trainer.data import IMAGE_LEFT, IMAGE_RIGHT, box_of, split_lungs
 
     h, w = shape
     if mask_path is not None and mask_path.is_file():

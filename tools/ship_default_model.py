@@ -27,15 +27,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.embedding_cache import EmbeddingCache  # noqa: E402
-from engine.int8_export import export_int8  # noqa: E402
-from engine.io import load_image  # noqa: E402
-from engine.model_folder import load_model_folder, read_model_json, save_sam_folder  # noqa: E402
-from engine.predictor import Predictor  # noqa: E402
+from engine.imaging import load_image  # noqa: E402
+from engine.models import export_int8, load_model_folder, read_model_json, save_sam_folder  # noqa: E402
+from engine.predict import EmbeddingCache, Predictor  # noqa: E402
 from engine.quant import remove_fake_quant  # noqa: E402
-from trainer.evaluate import evaluate_model  # noqa: E402
-from trainer.run import read_exclude  # noqa: E402
-from trainer.stats import compare_results  # noqa: E402
+from trainer.evaluation import compare_results, evaluate_model  # noqa: E402
+from trainer.training import read_exclude  # noqa: E402
 
 MODELS = ROOT / "resources" / "models"
 BASE_NAME, INT8_NAME = "lungsam-compact-base", "lungsam-compact-int8"
@@ -150,8 +147,8 @@ def main() -> None:
                                               **latency(int8_out, big, 10)}
     comparison = compare_results(fp32_union, union)
     from benchmarks.robustness import main as robustness
-    from trainer.click_eval import evaluate_clicks
     from trainer.data import find_pairs
+    from trainer.evaluation import evaluate_clicks
 
     int8_model = load_model_folder(int8_out)
     results["clicks_covidqu_val"] = evaluate_clicks(int8_model, find_pairs(val), 5, "cpu")

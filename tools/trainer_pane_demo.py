@@ -35,9 +35,9 @@ def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    from engine.io import load_image
-    from engine.project_store import ProjectStore
-    from trainer.run import read_exclude
+    from engine.imaging import load_image
+    from engine.project import ProjectStore
+    from trainer.training import read_exclude
 
     excluded = set(read_exclude(data / "overlap_with_covidqu_ex.csv"))
     candidates = [p for p in sorted((data / "images").iterdir()) if p.name not in excluded]
@@ -66,7 +66,7 @@ def build_project(folder: Path, n: int, data: Path = GB) -> list[str]:
 
 
 def choose_model(spec: str | None, work: Path) -> str:
-    from engine.registry import default_model_name, resolve_model
+    from engine.models import default_model_name, resolve_model
 
     if spec:
         return spec
@@ -111,7 +111,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.gui.main_window import MainWindow
-    from app.gui.train_plan import format_duration
+    from app.gui.trainer import format_duration
 
     window = MainWindow(model=model, device="cpu")
     window.resize(1800, 1150)

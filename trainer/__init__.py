@@ -1,1 +1,5 @@
-"""LungSAM trainer: datasets, prompts, losses, stages, evaluation (no Qt)."""
+"""LungSAM trainer: datasets, prompts, losses, stages, evaluation (no Qt).
+
+Sub-packages: :mod:`trainer.data`, :mod:`trainer.training`, :mod:`trainer.evaluation` and
+:mod:`trainer.report`.
+"""

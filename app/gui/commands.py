@@ -9,9 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.gui.annotate import LABEL_ORDER, PRESETS
 from app.gui.dialogs import ABOUT, ShortcutsDialog
-from app.gui.labels_panel import LABEL_ORDER
-from app.gui.windowing import PRESETS
 
 
 class WindowCommands:
@@ -160,6 +159,16 @@ class WindowCommands:
     def on_window_preset(self) -> None:
         self._preset = (self._preset + 1) % len(PRESETS)
         self.set_window_preset(PRESETS[self._preset].key)
+
+    def set_window_preset(self, key: str) -> None:
+        if self.windower is not None:
+            self.window_level = self.windower.preset(key)
+            self._apply_window()
+
+    def _add_window_presets(self) -> None:
+        menu = self.menus["View"].addMenu("Window presets")
+        for preset in PRESETS:
+            menu.addAction(preset.name, lambda k=preset.key: self.set_window_preset(k))
 
     def on_shortcuts(self) -> None:
         dialog = ShortcutsDialog(self)

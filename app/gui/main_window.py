@@ -25,22 +25,25 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.actions import build_menus
-from app.gui.annotator import Annotator
-from app.gui.canvas import Canvas
+from app.gui.annotate import (
+    Annotator,
+    Canvas,
+    ImageList,
+    ImageLoader,
+    ImageSession,
+    LabelsPanel,
+    ModelInfo,
+    ModelWorker,
+    Project,
+    Windower,
+)
 from app.gui.commands import WindowCommands
-from app.gui.image_list import ImageList
-from app.gui.labels_panel import LabelsPanel
-from app.gui.loader import ImageLoader
 from app.gui.model_menu import ModelMenu
-from app.gui.project import Project
-from app.gui.session import ImageSession
 from app.gui.status import StatusFields
-from app.gui.trainer_pane import install_trainer_dock
-from app.gui.windowing import PRESETS, Windower
-from app.gui.worker import ModelInfo, ModelWorker
-from engine.embedding_cache import EmbeddingCache
+from app.gui.trainer import install_trainer_dock
 from engine.errors import LungSamError
-from engine.io import LoadedImage
+from engine.imaging import LoadedImage
+from engine.predict import EmbeddingCache
 
 NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
@@ -147,7 +150,7 @@ class MainWindow(WindowCommands, QMainWindow):
     # -- model -----------------------------------------------------------------------------
     def load_model(self, spec: str | None, device: str = "auto") -> None:
         """Load in the worker; on success the current image is re-embedded."""
-        from engine.registry import default_model_name
+        from engine.models import default_model_name
 
         if spec is None and default_model_name() is None:
             self.status.set_model(None, None)
@@ -333,16 +336,6 @@ class MainWindow(WindowCommands, QMainWindow):
             self.canvas.update_pixels(self.windower.apply(self.window_level))
             w = self.window_level
             self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
-
-    def set_window_preset(self, key: str) -> None:
-        if self.windower is not None:
-            self.window_level = self.windower.preset(key)
-            self._apply_window()
-
-    def _add_window_presets(self) -> None:
-        menu = self.menus["View"].addMenu("Window presets")
-        for preset in PRESETS:
-            menu.addAction(preset.name, lambda k=preset.key: self.set_window_preset(k))
 
     # -- export ----------------------------------------------------------------------------
     def export_to(self, out_dir: str | Path) -> None:

@@ -1,6 +1,6 @@
 """Model menu: shipped default, trained versions, an imported SAM checkpoint; CPU or CUDA.
 
-It lists what :mod:`engine.registry` (and the project's recorded model versions) know and
+It lists what :mod:`engine.models.registry` (and the project's recorded model versions) know and
 emits the user's choice; loading happens in the model worker. The current model's entry is
 checked.
 """
@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
-from app.gui.model_versions import same_path
+from app.gui.trainer import same_path
 
 DEVICES = (("auto", "Auto (CUDA if available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 
@@ -40,7 +40,7 @@ class ModelMenu(QObject):
         self.rebuild()
 
     def rebuild(self) -> None:
-        from engine.registry import default_model_name, list_models
+        from engine.models import default_model_name, list_models
 
         self.menu.clear()
         group = QActionGroup(self.menu)

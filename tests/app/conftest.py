@@ -23,7 +23,7 @@ def private_preferences(tmp_path, monkeypatch) -> Path:
 
 def install_default(sam, config, name: str, tmp_path: Path, monkeypatch) -> Path:
     """Save ``sam`` as the shipped default (LUNGSAM_RESOURCES/models/DEFAULT) of this test."""
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
 
     resources = tmp_path / "resources"
     folder = save_sam_folder(resources / "models" / name, sam, config, extra_meta={"name": name})
@@ -42,7 +42,7 @@ def gui_model(tiny_sam, tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def model_dir(tiny_sam, tmp_path) -> Path:
     """The tiny random SAM saved as a model folder (for CLI tests, no GUI install)."""
-    from engine.model_folder import save_sam_folder
+    from engine.models import save_sam_folder
 
     sam, config = tiny_sam
     return save_sam_folder(tmp_path / "tiny-model", sam, config)
@@ -127,8 +127,8 @@ def wait_settled(qtbot, window, timeout: int = 20000) -> None:
 
 
 def engine_mask(model_dir: Path, pixels: np.ndarray, **prompts) -> np.ndarray:
-    from engine.predictor import Predictor
-    from engine.registry import load_model
+    from engine.models import load_model
+    from engine.predict import Predictor
 
     predictor = Predictor(load_model(model_dir), device="cpu")
     predictor.set_image(pixels)

@@ -1,0 +1,263 @@
+"""Turns canvas gestures into prompts and edits of the current :class:`ImageSession`.
+
+Box drags and clicks become :class:`PredictRequest` objects for the model worker (latest
+wins, so the mask follows the mouse); results come back as signals and are drawn. Brush,
+eraser, fill and islands edit the mask directly (cheap numpy on the GUI thread, only the
+changed rectangle is repainted). Every completed action is one undo step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from app.gui.annotate import mask_ops
+from app.gui.annotate.canvas import Canvas
+from app.gui.annotate.labels_panel import LABEL_COLORS
+from app.gui.annotate.session import ImageSession, Snapshot
+from app.gui.annotate.worker import ModelWorker, PredictRequest, PredictResult
+from app.gui.preferences import MASK_STYLE, get_preference, set_preference
+from engine.sam import styled_name
+
+
+class Annotator(QObject):
+    changed = Signal()  # masks or prompts changed (saved by the next autosave)
+    latency = Signal(float, float)  # box-to-mask seconds, decoder seconds
+    message = Signal(str)
+
+    def __init__(self, canvas: Canvas, worker: ModelWorker) -> None:
+        super().__init__()
+        self.canvas = canvas
+        self.worker = worker
+        self.session: ImageSession | None = None
+        self.image_id = 0
+        self.label = "lungs"
+        self.model: tuple[str, str] | None = None  # (name, hash) of the model in the worker
+        # Mask style asked of the model (None: its first); set on every model load from
+        # preferred_style(), so the remembered choice applies whenever the model has it.
+        self.style: str | None = None
+        self.opacity, self.outline, self.masks_visible = 0.45, False, True
+        self._ids = itertools.count(1)
+        self._pending: dict[str, Snapshot] = {}  # label -> state before the current drag
+        self._stroke: Snapshot | None = None
+        self._had_pending = False
+        self.last_request: PredictRequest | None = None
+        self.results = 0  # masks drawn from model results
+        self.latencies: list[float] = []
+        canvas.box_started.connect(self._box_started)
+        canvas.box_dragged.connect(self._box_dragged)
+        canvas.point_clicked.connect(self._point_clicked)
+        canvas.brush_stroke.connect(self._brush_stroke)
+        worker.predicted.connect(self._predicted)
+        worker.predict_failed.connect(self._predict_failed)
+
+    @property
+    def idle(self) -> bool:
+        """No box or click is waiting for its final mask."""
+        return not self._pending
+
+    # -- session -------------------------------------------------------------------------
+    def start(self, session: ImageSession | None, image_id: int) -> None:
+        self.session, self.image_id = session, image_id
+        self._pending.clear()
+        self._stroke = None
+        self.redraw()
+
+    def redraw(self, labels: list[str] | None = None) -> None:
+        """Overlays, boxes and points of ``labels`` (default all) from the session."""
+        s = self.session
+        names = labels if labels is not None else list(LABEL_COLORS)
+        for label in names:
+            color = LABEL_COLORS[label]
+            mask = s.masks.get(label) if s else None
+            self.canvas.set_mask(label, mask, color)
+            prompt = s.prompts.get(label) if s else None
+            self.canvas.set_box(label, prompt.box if prompt else None, color)
+            self.canvas.set_points(label, prompt.points if prompt else [], prompt.point_labels if prompt else [], color)
+        self.restyle()
+
+    def restyle(self) -> None:
+        masks = self.session.masks if self.session else {}
+        self.canvas.style_masks(self.opacity, self.outline, self.masks_visible, masks)
+
+    def _editable(self) -> bool:
+        """An image is open (read-only windows may still draw; they just cannot save)."""
+        return self.session is not None
+
+    # -- model prompts ---------------------------------------------------------------------
+    def _box_started(self) -> None:
+        if self._editable():
+            self._had_pending = self.label in self._pending  # an earlier box still in flight
+            self._pending.setdefault(self.label, self.session.snapshot([self.label]))
+
+    def _box_dragged(self, box, final: bool) -> None:  # noqa: ANN001
+        if self.session is None:
+            return
+        label = self.label
+        if box is None:  # a click, not a drag: nothing to do
+            if final and not self._had_pending:
+                self._pending.pop(label, None)
+            return
+        prompt = self.session.prompt(label)
+        prompt.box = tuple(float(v) for v in box)
+        prompt.points.clear()
+        prompt.point_labels.clear()
+        self.canvas.set_box(label, prompt.box, LABEL_COLORS[label])
+        self.canvas.set_points(label, [], [])
+        self._send(label, final, mask_input=None)
+
+    def preferred_style(self) -> str | None:
+        """The user's last explicit choice (kept across one-style models), else the current."""
+        return get_preference(MASK_STYLE) or self.style
+
+    def set_style(self, style: str | None) -> None:
+        """Draw later masks in ``style``; the current label's box is re-run at once (undoable)."""
+        if style == self.style:
+            return
+        self.style = style
+        set_preference(MASK_STYLE, style)
+        if not self._editable():
+            return
+        prompt = self.session.prompts.get(self.label)
+        if prompt is None or (prompt.box is None and not prompt.points):
+            return
+        self._pending.setdefault(self.label, self.session.snapshot([self.label]))
+        self._send(self.label, True, mask_input=None)
+
+    def _point_clicked(self, x: float, y: float, positive: bool) -> None:
+        if not self._editable():
+            return
+        label = self.label
+        self._pending.setdefault(label, self.session.snapshot([label]))
+        prompt = self.session.prompt(label)
+        prompt.points.append((float(x), float(y)))
+        prompt.point_labels.append(1 if positive else 0)
+        self.canvas.set_points(label, prompt.points, prompt.point_labels, LABEL_COLORS[label])
+        self._send(label, True, mask_input=self.session.logits.get(label))
+
+    def _send(self, label: str, final: bool, mask_input: np.ndarray | None) -> None:
+        prompt = self.session.prompt(label)
+        if self.model is None:
+            if final:
+                self.message.emit("no model loaded - choose one (Model menu); the box is kept")
+                self._finish(label)
+            return
+        request = PredictRequest(
+            request_id=next(self._ids),
+            image_id=self.image_id,
+            label=label,
+            box=prompt.box,
+            points=tuple(prompt.points),
+            point_labels=tuple(prompt.point_labels),
+            mask_input=mask_input,
+            final=final,
+            sent=time.perf_counter(),
+            style=self.style,
+        )
+        self.last_request = request
+        self.worker.submit(request)
+
+    def _predicted(self, result: PredictResult) -> None:
+        request = result.request
+        if self.session is None or request.image_id != self.image_id:
+            return
+        self.session.set_model_mask(request.label, result.mask, result.low_res_logits, self._provenance(request))
+        self.canvas.set_mask(request.label, self.session.masks[request.label], LABEL_COLORS[request.label])
+        self.restyle()
+        self.results += 1
+        seconds = time.perf_counter() - request.sent  # box sent -> mask on the canvas
+        self.latencies.append(seconds)
+        del self.latencies[:-1000]
+        self.latency.emit(seconds, result.seconds)
+        if request.final:
+            self._finish(request.label)
+        self.changed.emit()
+
+    def _provenance(self, request: PredictRequest) -> tuple[str, str] | None:
+        """(model name, hash) saved with the mask; a non-default style joins the name, so a
+        saved mask says which convention drew it."""
+        if self.model is None:
+            return None
+        name, digest = self.model
+        return styled_name(name, request.style), digest
+
+    def _predict_failed(self, request: PredictRequest, message: str) -> None:
+        self.message.emit(message)
+        if request.final:
+            self._finish(request.label)
+
+    def _finish(self, label: str) -> None:
+        before = self._pending.pop(label, None)
+        if before is not None and self.session is not None:
+            self.session.commit("box" if self.session.prompt(label).box else "points", before, manual=False)
+            self.changed.emit()
+
+    # -- hand edits ------------------------------------------------------------------------
+    def _brush_stroke(self, start, end, phase: str) -> None:  # noqa: ANN001
+        if self.session is None:
+            return
+        if phase == "start":
+            if not self._editable():
+                return
+            self._stroke = self.session.snapshot([self.label])
+        if self._stroke is None:
+            return
+        label = self.label
+        mask = self.session.mask(label)
+        value = self.canvas.tool == "brush"
+        a = (math.floor(start[0]), math.floor(start[1]))
+        b = (math.floor(end[0]), math.floor(end[1]))
+        rect = mask_ops.paint_stroke(mask, a, b, self.canvas.brush_radius, value)
+        self.canvas.update_mask_rect(label, mask, rect, LABEL_COLORS[label])
+        if phase == "end":
+            self.restyle()
+            before, self._stroke = self._stroke, None
+            self.session.commit("eraser" if not value else "brush", before, manual=True)
+            self.changed.emit()
+
+    def apply_op(self, name: str) -> None:
+        """'fill' (holes) or 'islands' on the current label, as one undo step."""
+        if not self._editable() or self.label not in self.session.masks:
+            self.message.emit(f"nothing to {name}: the {self.label} label has no mask")
+            return
+        label = self.label
+        before = self.session.snapshot([label])
+        mask = self.session.masks[label]
+        result = mask_ops.fill_holes(mask) if name == "fill" else mask_ops.remove_small_islands(mask)
+        self.session.masks[label] = np.ascontiguousarray(result)
+        if self.session.commit(name, before, manual=True):
+            self.redraw([label])
+            self.changed.emit()
+
+    def clear_label(self) -> None:
+        if not self._editable():
+            return
+        label = self.label
+        before = self.session.snapshot([label])
+        self.session.clear_label(label)
+        if self.session.commit("clear", before, manual=True):
+            self.redraw([label])
+            self.changed.emit()
+
+    def undo(self) -> bool:
+        return self._history(self.session.undo if self.session else None, "undo")
+
+    def redo(self) -> bool:
+        return self._history(self.session.redo if self.session else None, "redo")
+
+    def _history(self, step, what: str) -> bool:  # noqa: ANN001
+        if step is None:
+            return False
+        entry = step()
+        if entry is None:
+            self.message.emit(f"nothing to {what}")
+            return False
+        self._pending.clear()
+        self.redraw(sorted({p.label for p in entry.patches} | set(entry.prompts_before)))
+        self.message.emit(f"{what}: {entry.name}")
+        self.changed.emit()
+        return True

@@ -1,0 +1,312 @@
+"""The image canvas: shows the radiograph and mask overlays, turns mouse gestures into intent.
+
+It draws and forwards; it never edits masks or calls the model. Coordinates it emits are
+original-image pixels (x, y) as floats: scene coordinates equal image pixel coordinates,
+pixel (col, row) covering the square [col, col + 1) x [row, row + 1).
+
+Large images: see :mod:`app.gui.annotate.overlay` - every paint costs about one viewport of pixels,
+so a 4k x 5k image pans and zooms smoothly; mask edits repaint only what they changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+)
+
+from app.gui.annotate.mask_ops import Rect
+from app.gui.annotate.overlay import ImageItem, MaskOverlay
+
+TOOLS = ("box", "positive", "negative", "brush", "eraser")
+MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
+
+
+class Canvas(QGraphicsView):
+    """QGraphicsView of one image. Signals carry image-pixel coordinates."""
+
+    box_started = Signal()
+    box_dragged = Signal(object, bool)  # (x0, y0, x1, y1) or None (cancelled), final
+    point_clicked = Signal(float, float, bool)  # x, y, positive
+    brush_stroke = Signal(object, object, str)  # (x, y) from, (x, y) to, "start" | "move" | "end"
+    window_dragged = Signal(float, float, bool)  # dx, dy in screen pixels since press, final
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor(24, 24, 28))
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.image_item: ImageItem | None = None
+        self.image_size: tuple[int, int] | None = None  # (H, W)
+        self.overlays: dict[str, MaskOverlay] = {}
+        self.box_items: dict[str, QGraphicsRectItem] = {}
+        self.point_items: dict[str, list[QGraphicsEllipseItem]] = {}
+        self.tool = "box"
+        self.brush_radius = 10
+        self._drag: str | None = None
+        self._anchor = QPointF()
+        self._last_scene = QPointF()
+        self._press_pos = QPointF()
+        self._space = False
+        self._fitted = True
+        cursor_pen = QPen(QColor(255, 255, 255, 220), 1, Qt.PenStyle.DashLine)
+        cursor_pen.setCosmetic(True)
+        self._brush_cursor = QGraphicsEllipseItem()
+        self._brush_cursor.setPen(cursor_pen)
+        self._brush_cursor.setZValue(100)
+        self._brush_cursor.setVisible(False)
+        self.scene().addItem(self._brush_cursor)
+
+    # -- content ---------------------------------------------------------------------------
+    def set_image(self, pixels: np.ndarray | None, fit: bool = True) -> None:
+        """Show uint8 grey/RGB ``pixels`` (converted to a QImage once); None clears the canvas."""
+        for label in list(self.overlays):
+            self.set_mask(label, None)
+        for label in list(self.box_items):
+            self.set_box(label, None)
+        for label in list(self.point_items):
+            self.set_points(label, [], [])
+        if pixels is None:
+            if self.image_item is not None:
+                self.scene().removeItem(self.image_item)
+            self.image_item, self.image_size = None, None
+            return
+        if self.image_item is None:
+            self.image_item = ImageItem(pixels)
+            self.scene().addItem(self.image_item)
+        else:
+            self.image_item.set_pixels(pixels)
+        size = (int(pixels.shape[0]), int(pixels.shape[1]))
+        new_size = size != self.image_size
+        self.image_size = size
+        self.scene().setSceneRect(QRectF(0, 0, size[1], size[0]))
+        if fit and new_size:
+            self.fit()
+
+    def update_pixels(self, pixels: np.ndarray) -> None:
+        """New display pixels of the same size (re-windowing); keeps zoom and overlays."""
+        if self.image_item is not None:
+            self.image_item.set_pixels(pixels)
+
+    def overlay(self, label: str, color: QColor) -> MaskOverlay:
+        if label not in self.overlays:
+            self.overlays[label] = MaskOverlay(self.scene(), color, z=10 + len(self.overlays))
+        return self.overlays[label]
+
+    def set_mask(self, label: str, mask: np.ndarray | None, color: QColor | None = None) -> None:
+        if mask is None and label not in self.overlays:
+            return
+        self.overlay(label, color or QColor("yellow")).set_mask(mask)
+
+    def update_mask_rect(self, label: str, mask: np.ndarray, rect: Rect | None, color: QColor) -> None:
+        if rect is not None:
+            self.overlay(label, color).update_rect(mask, rect)
+
+    def style_masks(self, opacity: float, outline: bool, visible: bool, masks: dict[str, np.ndarray]) -> None:
+        for label, overlay in self.overlays.items():
+            overlay.style(opacity, outline, visible, masks.get(label))
+
+    def set_box(self, label: str, box: tuple[float, float, float, float] | None, color: QColor | None = None) -> None:
+        item = self.box_items.get(label)
+        if box is None:
+            if item is not None:
+                self.scene().removeItem(item)
+                del self.box_items[label]
+            return
+        if item is None:
+            pen = QPen(color or QColor("yellow"), 1.5, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            item = QGraphicsRectItem()
+            item.setPen(pen)
+            item.setZValue(50)
+            self.scene().addItem(item)
+            self.box_items[label] = item
+        x0, y0, x1, y1 = box
+        item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def set_points(self, label: str, points, labels, color: QColor | None = None) -> None:  # noqa: ANN001
+        for item in self.point_items.pop(label, []):
+            self.scene().removeItem(item)
+        items = []
+        for (x, y), positive in zip(points, labels, strict=True):
+            item = QGraphicsEllipseItem(-5, -5, 10, 10)
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            item.setBrush(QBrush(QColor(40, 220, 90) if positive else QColor(235, 60, 60)))
+            pen = QPen(color or QColor("white"), 2)
+            pen.setCosmetic(True)
+            item.setPen(pen)
+            item.setPos(QPointF(x, y))
+            item.setZValue(60)
+            self.scene().addItem(item)
+            items.append(item)
+        if items:
+            self.point_items[label] = items
+
+    # -- view ------------------------------------------------------------------------------
+    def fit(self) -> None:
+        """Whole image in view; it stays fitted when the window resizes until the user zooms."""
+        self._fitted = True
+        if self.image_size is not None:
+            h, w = self.image_size
+            self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
+            self.zoom_changed.emit(self.zoom)
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
+
+    @property
+    def zoom(self) -> float:
+        return float(self.transform().m11())
+
+    def zoom_by(self, factor: float) -> None:
+        self._fitted = False
+        target = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
+        self.scale(target / self.zoom, target / self.zoom)
+        self.zoom_changed.emit(self.zoom)
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(tool)
+        self.tool = tool
+        self._update_brush_cursor(self._last_scene)
+
+    def set_brush_radius(self, radius: int) -> None:
+        self.brush_radius = int(radius)
+        self._update_brush_cursor(self._last_scene)
+
+    def image_to_viewport(self, x: float, y: float):  # noqa: ANN201 - QPoint
+        """Viewport pixel of image coordinate (x, y) (what tests and scripts click on)."""
+        return self.mapFromScene(QPointF(x, y))
+
+    # -- mouse -----------------------------------------------------------------------------
+    def _scene_pos(self, event) -> QPointF:  # noqa: ANN001
+        return self.mapToScene(event.position().toPoint())
+
+    def _clip(self, p: QPointF) -> QPointF:
+        h, w = self.image_size
+        return QPointF(min(max(p.x(), 0.0), float(w)), min(max(p.y(), 0.0), float(h)))
+
+    def _inside(self, p: QPointF) -> bool:
+        h, w = self.image_size
+        return 0 <= p.x() < w and 0 <= p.y() < h
+
+    def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
+        if self.image_item is None:
+            return super().mousePressEvent(event)
+        pos = self._scene_pos(event)
+        mods = event.modifiers()
+        button = event.button()
+        self._press_pos = event.position()
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._drag = "pan"
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif button == Qt.MouseButton.LeftButton and mods & Qt.KeyboardModifier.ControlModifier:
+            self._drag = "window"
+        elif button == Qt.MouseButton.LeftButton:
+            shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+            alt = bool(mods & Qt.KeyboardModifier.AltModifier)
+            if (self.tool == "box" and (shift or alt)) or self.tool in ("positive", "negative"):
+                if self._inside(pos):
+                    positive = shift or (self.tool == "positive" and not alt)
+                    self.point_clicked.emit(pos.x(), pos.y(), positive)
+            elif self.tool == "box":
+                self._drag = "box"
+                self._anchor = self._clip(pos)
+                self.box_started.emit()
+            elif self.tool in ("brush", "eraser"):
+                self._drag = "brush"
+                self._last_scene = pos
+                self.brush_stroke.emit((pos.x(), pos.y()), (pos.x(), pos.y()), "start")
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001, N802
+        pos = self._scene_pos(event)
+        if self.image_item is None:
+            return super().mouseMoveEvent(event)
+        if self._drag == "pan":
+            self._fitted = False
+            delta = event.position() - self._press_pos
+            self._press_pos = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+        elif self._drag == "window":
+            delta = event.position() - self._press_pos
+            self.window_dragged.emit(delta.x(), delta.y(), False)
+        elif self._drag == "box":
+            box = self._box_to(pos)
+            if box is not None:
+                self.box_dragged.emit(box, False)
+        elif self._drag == "brush":
+            self.brush_stroke.emit((self._last_scene.x(), self._last_scene.y()), (pos.x(), pos.y()), "move")
+            self._last_scene = pos
+        self._update_brush_cursor(pos)
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
+        pos = self._scene_pos(event)
+        drag, self._drag = self._drag, None
+        if drag == "pan":
+            self.viewport().unsetCursor()
+        elif drag == "window":
+            delta = event.position() - self._press_pos
+            self.window_dragged.emit(delta.x(), delta.y(), True)
+        elif drag == "box":
+            self.box_dragged.emit(self._box_to(pos), True)
+        elif drag == "brush":
+            self.brush_stroke.emit((self._last_scene.x(), self._last_scene.y()), (pos.x(), pos.y()), "end")
+        event.accept()
+
+    def _box_to(self, pos: QPointF) -> tuple[float, float, float, float] | None:
+        end = self._clip(pos)
+        x0, x1 = sorted((self._anchor.x(), end.x()))
+        y0, y1 = sorted((self._anchor.y(), end.y()))
+        if x1 - x0 < 1.0 or y1 - y0 < 1.0:
+            return None
+        return (x0, y0, x1, y1)
+
+    def wheelEvent(self, event) -> None:  # noqa: ANN001, N802
+        delta = event.angleDelta().y()
+        if delta:
+            self.zoom_by(1.0015 ** delta)
+        event.accept()
+
+    def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: ANN001, N802
+        self._brush_cursor.setVisible(False)
+        super().leaveEvent(event)
+
+    def _update_brush_cursor(self, pos: QPointF) -> None:
+        show = self.tool in ("brush", "eraser") and self.image_item is not None
+        self._brush_cursor.setVisible(show)
+        if show:
+            r = self.brush_radius + 0.5
+            self._brush_cursor.setRect(QRectF(pos.x() - r, pos.y() - r, 2 * r, 2 * r))

@@ -1,0 +1,109 @@
+"""The image list: names, a status colour per image and done/total, over thousands of rows.
+
+A QListView with uniform row heights over a QAbstractListModel that only knows the
+project's records (path + status); nothing is decoded to list an image, so a folder of
+5,000 images lists instantly and costs a few hundred kilobytes. Status icons are four
+cached swatches.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
+
+from engine.project import ImageRecord
+
+STATUS_COLORS = {
+    "new": QColor(120, 120, 120),
+    "model": QColor(240, 200, 40),
+    "corrected": QColor(40, 200, 90),
+    "skipped": QColor(90, 130, 220),
+}
+STATUS_TEXT = {
+    "new": "new",
+    "model": "model mask (not reviewed)",
+    "corrected": "corrected (final)",
+    "skipped": "skipped",
+}
+
+
+class ImageListModel(QAbstractListModel):
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self.records: list[ImageRecord] = []
+        self._icons: dict[str, QIcon] = {}
+
+    def set_records(self, records: list[ImageRecord]) -> None:
+        self.beginResetModel()
+        self.records = list(records)
+        self.endResetModel()
+
+    def update_record(self, row: int, record: ImageRecord) -> None:
+        self.records[row] = record
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.records)
+
+    def _icon(self, status: str) -> QIcon:
+        if status not in self._icons:
+            pixmap = QPixmap(12, 12)
+            pixmap.fill(STATUS_COLORS.get(status, QColor("grey")))
+            self._icons[status] = QIcon(pixmap)
+        return self._icons[status]
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+        if not index.isValid():
+            return None
+        record = self.records[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return PurePosixPath(record.rel_path).name
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icon(record.status)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{record.rel_path}\n{STATUS_TEXT.get(record.status, record.status)}"
+        if role == Qt.ItemDataRole.UserRole:
+            return record.status
+        return None
+
+
+class ImageList(QWidget):
+    """List + a done/total line; emits the row the user picked."""
+
+    image_chosen = Signal(int)
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self.model = ImageListModel(self)
+        self.view = QListView()
+        self.view.setModel(self.model)
+        self.view.setUniformItemSizes(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.view.clicked.connect(lambda index: self.image_chosen.emit(index.row()))
+        self.view.activated.connect(lambda index: self.image_chosen.emit(index.row()))
+        self.summary = QLabel("no images")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.view)
+
+    def set_records(self, records: list[ImageRecord]) -> None:
+        self.model.set_records(records)
+
+    def set_current(self, row: int) -> None:
+        index = self.model.index(row)
+        self.view.setCurrentIndex(index)
+        self.view.scrollTo(index)
+
+    def set_counts(self, counts: dict[str, int]) -> None:
+        self.summary.setText(
+            f"Done {counts['done']} / {counts['total']}   "
+            f"(corrected {counts['corrected']}, skipped {counts['skipped']}, "
+            f"model {counts['model']}, new {counts['new']})"
+        )

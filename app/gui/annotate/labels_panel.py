@@ -1,0 +1,142 @@
+"""Side panel: which label is being drawn, how masks look, brush size, and the anatomy note.
+
+Labels are anatomical (the PATIENT's right and left, as stored by the project): on a
+standard PA/AP chest radiograph the patient's left lung is on the image's RIGHT, so the
+panel says so next to the choice. It only shows state and forwards choices as signals.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QRadioButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.annotate.mask_ops import MAX_BRUSH, MIN_BRUSH
+
+LABEL_ORDER = ("right lung", "left lung", "lungs")
+"""Order of the 1/2/3 keys: image left to right, then both."""
+
+LABEL_COLORS = {
+    "right lung": QColor(30, 160, 255),
+    "left lung": QColor(255, 150, 20),
+    "lungs": QColor(40, 220, 90),
+}
+
+LABEL_TEXT = {
+    "right lung": "1  Right lung  (patient's right = image LEFT)",
+    "left lung": "2  Left lung  (patient's left = image RIGHT)",
+    "lungs": "3  Lungs  (both, one label)",
+}
+
+ANATOMY_NOTE = (
+    "Labels are anatomical: the patient's left lung appears on the image's right "
+    "(standard PA/AP view, patient facing you)."
+)
+
+STYLE_TIP = (
+    "The annotation convention the model draws; changing it redraws the current label. "
+    "'visible': the radiographically visible lung (COVID-QU-Ex). 'anatomical': also the lung "
+    "behind the heart and in the posterior recesses, as radiologists often draw it."
+)
+
+
+def swatch(color: QColor, size: int = 12) -> QPixmap:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(color)
+    return pixmap
+
+
+class LabelsPanel(QWidget):
+    label_chosen = Signal(str)
+    opacity_changed = Signal(float)
+    outline_toggled = Signal(bool)
+    brush_changed = Signal(int)
+    style_chosen = Signal(str)
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        box = QGroupBox("Label")
+        box_layout = QVBoxLayout(box)
+        self.group = QButtonGroup(self)
+        self.buttons: dict[str, QRadioButton] = {}
+        for label in LABEL_ORDER:
+            button = QRadioButton(LABEL_TEXT[label])
+            button.setIcon(swatch(LABEL_COLORS[label]))
+            button.toggled.connect(lambda on, name=label: on and self.label_chosen.emit(name))
+            self.group.addButton(button)
+            box_layout.addWidget(button)
+            self.buttons[label] = button
+        self.note = QLabel(ANATOMY_NOTE)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
+        box_layout.addWidget(self.note)
+        layout.addWidget(box)
+
+        view = QGroupBox("Display and tools")
+        form = QFormLayout(view)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        form.addRow("Mask opacity", self.opacity)
+        self.outline = QCheckBox("Outline only (O)")
+        self.outline.toggled.connect(self.outline_toggled)
+        form.addRow(self.outline)
+        self.brush = QSpinBox()
+        self.brush.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.brush.setValue(10)
+        self.brush.setSuffix(" px")
+        self.brush.valueChanged.connect(self.brush_changed)
+        form.addRow("Brush radius ([ / ])", self.brush)
+        layout.addWidget(view)
+
+        self.style_box = QGroupBox("Mask style")
+        style_layout = QVBoxLayout(self.style_box)
+        self.style = QComboBox()
+        self.style.setToolTip(STYLE_TIP)
+        self.style.currentTextChanged.connect(lambda name: name and self.style_chosen.emit(name))
+        style_layout.addWidget(self.style)
+        self.style_note = QLabel(STYLE_TIP)
+        self.style_note.setWordWrap(True)
+        self.style_note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
+        style_layout.addWidget(self.style_note)
+        self.style_box.setVisible(False)
+        layout.addWidget(self.style_box)
+
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.info)
+        layout.addStretch(1)
+        self.buttons["lungs"].setChecked(True)
+
+    def set_styles(self, names: list[str] | tuple[str, ...], current: str | None) -> str:
+        """Offer the model's mask styles (hidden when it has one); returns the selected one."""
+        chosen = current if current in names else names[0]
+        self.style.blockSignals(True)
+        self.style.clear()
+        self.style.addItems(list(names))
+        self.style.setCurrentText(chosen)
+        self.style.blockSignals(False)
+        self.style_box.setVisible(len(names) > 1)
+        return chosen
+
+    def set_label(self, label: str) -> None:
+        self.buttons[label].setChecked(True)
+
+    @property
+    def label(self) -> str:
+        return next(name for name, b in self.buttons.items() if b.isChecked())

@@ -1,0 +1,195 @@
+"""The annotation project behind the window: which images, which store, saving and export.
+
+Qt-free glue between what the user opened (a folder, files, DICOM files) and
+:class:`engine.project.store.ProjectStore`. Listing 5,000 images must take well under a
+second, so files are found with ``os.scandir`` and :func:`engine.imaging.loader.is_supported_image`
+(extension only for named files); nothing is decoded here. A folder that another window
+is writing to is opened read-only (``read_only_reason`` says why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.atomic import atomic_write_bytes
+from engine.errors import LungSamError
+from engine.imaging import is_supported_image
+from engine.project import (
+    Annotation,
+    ImageRecord,
+    ProjectLockedError,
+    ProjectStore,
+    export_coco,
+    export_dicom_seg,
+    export_png,
+)
+
+SKIP_DIRS = {ProjectStore.DIRNAME, "__pycache__", ".git"}
+GUI_STATE = "gui-state.json"
+"""In ``.lungsam/``: window state worth restoring (the image last viewed)."""
+
+
+def scan_folder(root: Path) -> list[Path]:
+    """Every supported image under ``root`` (recursively; hidden folders skipped), sorted."""
+    found: list[Path] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in SKIP_DIRS:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file() and is_supported_image(entry.path):
+                found.append(Path(entry.path))
+    return sorted(found)
+
+
+def common_root(paths: list[Path]) -> Path:
+    parents = [str(p.parent) for p in paths]
+    return Path(os.path.commonpath(parents))
+
+
+@dataclass
+class Project:
+    """An open store plus the image list shown in the window (in display order)."""
+
+    store: ProjectStore
+    records: list[ImageRecord]
+    read_only_reason: str | None = None
+    only: set[str] | None = field(default=None, repr=False)  # files opened explicitly
+
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    @property
+    def read_only(self) -> bool:
+        return self.store.read_only
+
+    @classmethod
+    def open(cls, paths: list[str | Path]) -> Project:
+        """A folder (recursively) or a list of files; files share their common folder's project."""
+        resolved = [Path(p).expanduser().absolute() for p in paths]
+        if not resolved:
+            raise LungSamError("nothing to open: give a folder or image files")
+        missing = [p for p in resolved if not p.exists()]
+        if missing:
+            raise LungSamError(f"{missing[0]}: no such file or folder")
+        single_folder = len(resolved) == 1 and resolved[0].is_dir()
+        if single_folder:
+            root, images = resolved[0], scan_folder(resolved[0])
+        else:
+            images = []
+            for p in resolved:
+                images.extend(scan_folder(p) if p.is_dir() else [p])
+            root = common_root(images) if images else resolved[0].parent
+        if not images:
+            raise LungSamError(f"{root}: no images found (PNG, JPEG, TIFF, DICOM)")
+        reason = None
+        try:
+            store = ProjectStore.open(root)
+        except ProjectLockedError as exc:
+            store = ProjectStore.open(root, read_only=True)
+            reason = str(exc)
+        if not store.read_only:
+            store.register_images(images)
+        rels = {Path(os.path.relpath(p, root)).as_posix() for p in images}
+        project = cls(store, [], reason, None if single_folder else rels)
+        project.refresh(rels)
+        return project
+
+    def refresh(self, rels: set[str] | None = None) -> None:
+        """Reload records (statuses) from the store, keeping the same image set."""
+        wanted = rels if rels is not None else {r.rel_path for r in self.records}
+        known = {r.rel_path: r for r in self.store.list_images() if r.rel_path in wanted}
+        missing = sorted(wanted - set(known))  # read-only store that never saw these files
+        extra = [ImageRecord(-1, rel, "new", None, None) for rel in missing]
+        self.records = sorted([*known.values(), *extra], key=lambda r: r.rel_path)
+
+    def path(self, index: int) -> Path:
+        return self.root / self.records[index].rel_path
+
+    def counts(self) -> dict[str, int]:
+        counts = {"new": 0, "model": 0, "corrected": 0, "skipped": 0}
+        for r in self.records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        counts["total"] = len(self.records)
+        counts["done"] = counts["corrected"] + counts["skipped"]
+        return counts
+
+    def set_status(self, index: int, status: str) -> None:
+        rel = self.records[index].rel_path
+        self.store.set_status(rel, status)
+        self._update(index, status)
+
+    def _update(self, index: int, status: str, version: int | None = None) -> None:
+        old = self.records[index]
+        self.records[index] = ImageRecord(
+            old.id, old.rel_path, status, old.updated, version if version is not None else old.latest_version
+        )
+
+    def latest(self, index: int) -> Annotation | None:
+        return self.store.latest_annotation(self.records[index].rel_path)
+
+    def save(self, index: int, masks: dict, kind: str, model: tuple[str | None, str | None], prompts: dict) -> int:
+        version = self.store.save_annotation(
+            self.records[index].rel_path, masks, kind, model_name=model[0], model_hash=model[1], prompts=prompts
+        )
+        self._update(index, kind, version)
+        return version
+
+    def export(self, out_dir: str | Path, kind: str | None = None) -> dict[str, list[Path]]:
+        """PNG masks per label, one COCO JSON, and a DICOM-SEG per annotated DICOM image."""
+        out_dir = Path(out_dir)
+        written: dict[str, list[Path]] = {"png": [], "coco": [], "dicom_seg": []}
+        written["png"] = export_png(self.store, out_dir / "masks", kind=kind)
+        written["coco"] = [export_coco(self.store, out_dir / "annotations_coco.json", kind=kind)]
+        for record, annotation in self.store.latest_annotations(kind):
+            if self.only is not None and record.rel_path not in self.only:
+                continue
+            source = self.root / record.rel_path
+            if not _is_dicom(source):
+                continue
+            stem = Path(record.rel_path).with_suffix("")
+            target = out_dir / "dicom_seg" / f"{stem}_seg.dcm"
+            written["dicom_seg"].append(export_dicom_seg(annotation, source, target))
+        return written
+
+    def remember(self, index: int) -> None:
+        """Note the image being viewed, so reopening the folder returns to it."""
+        if self.read_only:
+            return
+        state = json.dumps({"last_image": self.records[index].rel_path}).encode()
+        try:
+            atomic_write_bytes(self.store.dir / GUI_STATE, state)
+        except OSError:
+            pass  # a convenience only
+
+    def last_image(self) -> int | None:
+        try:
+            rel = json.loads((self.store.dir / GUI_STATE).read_text()).get("last_image")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return next((i for i, r in enumerate(self.records) if r.rel_path == rel), None)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+__all__ = ["Project", "common_root", "scan_folder"]

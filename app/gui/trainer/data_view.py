@@ -1,0 +1,69 @@
+"""The trainer pane's data section: the corrected images, the split the run will use, the base.
+
+Widgets only: the pane computes the split (:func:`app.gui.trainer.plan.preview_split`) and the
+base model; this shows them and forwards "Base model..." as ``base_chosen(folder)``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.trainer.plan import SplitPreview
+
+
+class DataView(QWidget):
+    base_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QLabel("open a project folder")
+        self.label.setWordWrap(True)
+        self.split_view = QTreeWidget()
+        self.split_view.setHeaderLabels(["Image", "Used for"])
+        self.split_view.setRootIsDecorated(False)
+        self.split_view.setMaximumHeight(120)
+        self.base_label = QLabel("-")
+        self.base_label.setWordWrap(True)
+        choose = QPushButton("Base model...")
+        choose.setToolTip("Fine-tune from another FP32 model folder (no adapters, not INT8)")
+        choose.clicked.connect(self._choose_base)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.split_view)
+        row = QHBoxLayout()
+        row.addWidget(self.base_label, 1)
+        row.addWidget(choose)
+        layout.addLayout(row)
+
+    def show_split(self, split: SplitPreview | None, message: str = "") -> None:
+        self.split_view.clear()
+        if split is None:
+            self.label.setText(message)
+            return
+        self.label.setText(
+            f"{split.total} corrected image(s), {split.groups} patient group(s): {len(split.train)} train / "
+            f"{len(split.val)} held back for validation (never one patient on both sides)")
+        for names, use in ((split.train, "train"), (split.val, "held back")):
+            for name in names:
+                self.split_view.addTopLevelItem(QTreeWidgetItem([name, use]))
+        self.split_view.resizeColumnToContents(0)
+
+    def show_base(self, text: str, tooltip: str = "") -> None:
+        self.base_label.setText(text)
+        self.base_label.setToolTip(tooltip)
+
+    def _choose_base(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "FP32 base model folder (with model.json)")
+        if folder:
+            self.base_chosen.emit(folder)

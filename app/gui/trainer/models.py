@@ -1,0 +1,100 @@
+"""The trainer pane's model versions: "Use new model", rollback, Model-menu picks, hot-swap.
+
+A mixin of :class:`app.gui.trainer.pane.TrainerPane`, kept apart so the pane module holds the
+run (plan, job, comparison) and this one which model the project uses afterwards: it registers
+a finished run (:func:`app.gui.trainer.model_versions.register_run`), activates recorded versions, keeps
+the history list (:class:`app.gui.trainer.model_history.ModelHistory`) current and loads the chosen
+model through the window, which re-embeds the current image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.gui.trainer.model_versions import activate, find_version, register_run
+from engine.errors import LungSamError
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import SignalInstance
+    from PySide6.QtWidgets import QPushButton
+
+    from app.gui.trainer.model_history import ModelHistory
+    from app.gui.trainer.plan import TrainPlan
+    from app.gui.trainer.run_view import RunView
+
+
+class TrainerModels:
+    """Model-version handlers; the pane provides the state annotated below, ``_same_project``
+    and ``_write_status``."""
+
+    window: Any  # the MainWindow (project, model_info, model_menu, load_model, device)
+    project: Any  # app.gui.annotate.project.Project | None
+    plan: TrainPlan | None
+    run_dir: Path | None
+    comparison: dict[str, Any] | None
+    registered: dict[str, Any] | None
+    history: ModelHistory
+    run_view: RunView
+    use_button: QPushButton
+    model_registered: SignalInstance
+
+    def _versions(self) -> list[dict[str, Any]]:
+        if self.project is None:
+            return []
+        try:
+            return self.project.store.list_model_versions()
+        except LungSamError:
+            return []
+
+    def _refresh_history(self) -> None:
+        self.history.set_versions(self._versions(), self.window.model_info.source if self.window.model_info else None)
+
+    def use_new_model(self) -> dict[str, Any] | None:
+        """Register the finished run in the project and hot-swap it in."""
+        if self.run_dir is None or self.plan is None or self.registered is not None:
+            return None
+        project = self.project
+        if not self._same_project():
+            self.run_view.set_status("the run belongs to another project folder; open it to use the model", failure=True)
+            return None
+        info = self.window.model_info
+        previous = {"source": info.source, "name": info.name, "hash": info.model_hash} if info else None
+        try:
+            version = register_run(project.store, self.run_dir, self.plan.to_dict(), self.comparison or {}, previous)
+        except (LungSamError, OSError) as exc:
+            self.run_view.set_status(f"the new model could not be registered: {exc}", failure=True)
+            return None
+        self.registered = version
+        self.use_button.setEnabled(False)
+        self._write_status("registered", version["name"])
+        self._load(version)
+        self.run_view.set_status(f"Using {version['name']} (the previous model stays in the history below).")
+        self.model_registered.emit(version)
+        return version
+
+    def use_version(self, name: str) -> None:
+        """Rollback (or roll forward) to a recorded version of this project."""
+        if self.project is None:
+            return
+        try:
+            version = activate(self.project.store, name)
+        except LungSamError as exc:
+            self.run_view.set_status(str(exc), failure=True)
+            return
+        self._load(version)
+
+    def menu_model_chosen(self, spec: str) -> None:
+        """A project version picked in the Model menu becomes the project's active model too."""
+        version = find_version(self._versions(), spec)
+        if version is not None and not version["active"] and not self.project.read_only:
+            try:
+                activate(self.project.store, version["name"])
+            except LungSamError as exc:
+                self.run_view.set_status(str(exc), failure=True)
+            self._refresh_history()
+
+    def _load(self, version: dict[str, Any]) -> None:
+        self.window.model_menu.project_models = self._versions()
+        self.window.load_model(version["path"], self.window.device)  # re-embeds the current image
+        self._refresh_history()

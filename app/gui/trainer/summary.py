@@ -1,0 +1,135 @@
+"""End of a fine-tuning run: the current model and the new INT8 model on the held-back images.
+
+Both models are scored with the evaluation code of :mod:`trainer.evaluation.evaluate` (one tight box
+around both lungs from the clinician's corrected mask, Dice at the image's original size) on
+exactly the images the run held back (``summary.json`` ``val_names``), and compared with the
+paired Wilcoxon signed-rank test of :mod:`trainer.evaluation.stats`. This runs in a QThread
+(:class:`ComparisonWorker`): the GUI thread never runs a model.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine.errors import LungSamError
+
+PROMPT = "union"
+
+
+def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[trainer.data.datasets.Pair]
+    """The project's corrected pairs whose names the run held back (latest corrections)."""
+    from trainer.data import project_pairs
+
+    wanted = set(names)
+    pairs = [p for p in project_pairs(Path(project)) if p.name in wanted]
+    if not pairs:
+        raise LungSamError("none of the held-back images is still corrected in the project")
+    return pairs
+
+
+def evaluate_on(spec: str, pairs: list, device: str = "cpu",
+                progress: Callable[[int, int], None] | None = None, style: str | None = None):  # noqa: ANN201 - EvalResult
+    """Rows (name, dice, ...) of model ``spec`` on the held-back ``pairs``, in mask style
+    ``style`` when the model has it (else its first). A pair whose masks cannot be read is
+    skipped for both models alike, since the comparison pairs rows by name."""
+    from engine.models import load_model
+    from engine.sam import mask_styles
+    from trainer.evaluation import evaluate_pairs
+
+    model = load_model(spec)
+    styles = mask_styles(model.sam)
+    return evaluate_pairs(model, pairs, PROMPT, device, progress, style if style in styles else styles[0],
+                          where="the held-back images")
+
+
+def model_facts(spec: str) -> dict[str, Any]:
+    """Name, weight-file bytes and INT8 flag of a model, read from its folder (no loading)."""
+    from engine.models import read_model_json, resolve_model
+
+    path = resolve_model(spec)
+    if path.is_dir():
+        meta = read_model_json(path)
+        weights = path / meta.get("weights", {}).get("file", "weights.safetensors")
+        return {"name": meta.get("name") or path.name, "bytes": weights.stat().st_size if weights.is_file() else None,
+                "int8": bool(meta.get("int8")), "path": str(path)}
+    return {"name": path.stem, "bytes": path.stat().st_size, "int8": False, "path": str(path)}
+
+
+def compare_models(project: Path, run_dir: Path, current: str, new: str, device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None, new_name: str | None = None,
+                   current_style: str | None = None) -> dict[str, Any]:
+    """The end-of-run summary (also written to ``run_dir/comparison.json``). The current model
+    is scored in the mask style the user works in (``current_style``), the new one in its own."""
+    from trainer.evaluation import compare_results
+
+    stage2 = json.loads((run_dir / "stage2" / "summary.json").read_text())
+    stage1_file = run_dir / "stage1" / "summary.json"
+    stage1 = json.loads(stage1_file.read_text()) if stage1_file.is_file() else {}
+    pairs = held_back_pairs(project, stage2.get("val_names", []))
+    total = 2 * len(pairs)
+
+    def tick(offset: int) -> Callable[[int, int], None]:
+        """Progress of one model's pass, on the scale of both passes together."""
+        def report(done: int, _pairs: int) -> None:
+            if progress:
+                progress(offset + done, total)
+        return report
+
+    before = evaluate_on(current, pairs, device, tick(0), current_style)
+    after = evaluate_on(new, pairs, device, tick(len(pairs)))
+    cmp = compare_results(before, after)
+    dice = cmp["metrics"].get("dice", {})
+    summary = {
+        "held_back": len(pairs),
+        "prompt": PROMPT,
+        "dice_before": dice.get("mean_a"),
+        "dice_after": dice.get("mean_b"),
+        "dice_diff": dice.get("mean_diff"),
+        "ci95": dice.get("ci95"),
+        "p_wilcoxon": dice.get("p_wilcoxon"),
+        "p_note": dice.get("note", ""),
+        "n_pairs": dice.get("n", 0),
+        "current": {**model_facts(current), "hash": before.summary["model"]["hash"], "style": before.summary["style"]},
+        "new": {**model_facts(new), "hash": after.summary["model"]["hash"], **({"name": new_name} if new_name else {})},
+        "trainable_params": stage1.get("trainable_params"),
+        "total_params": stage1.get("total_params") or stage2.get("total_params"),
+        "train_images": len(stage2.get("train_names", [])),
+        "val_names": stage2.get("val_names", []),
+        "rows": {"before": before.rows, "after": after.rows},
+    }
+    from engine.atomic import atomic_write_bytes
+    from trainer.evaluation import json_safe
+
+    atomic_write_bytes(run_dir / "comparison.json", json.dumps(json_safe(summary), indent=2).encode())
+    return summary
+
+
+class ComparisonWorker(QObject):
+    """Lives in a QThread; ``run`` evaluates both models and emits ``done`` or ``failed``."""
+
+    progress = Signal(int, int)
+    done = Signal(object)  # summary dict
+    failed = Signal(str)
+
+    @Slot(object)
+    def run(self, request: dict[str, Any]) -> None:
+        try:
+            summary = compare_models(
+                Path(request["project"]), Path(request["run_dir"]), request["current"], request["new"],
+                request.get("device", "cpu"), lambda d, t: self.progress.emit(d, t), request.get("new_name"),
+                request.get("current_style"),
+            )
+        except LungSamError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the pane, never kills the GUI
+            traceback.print_exc()
+            self.failed.emit(f"the comparison failed: {type(exc).__name__}: {exc}")
+            return
+        self.done.emit(summary)

@@ -1,0 +1,242 @@
+"""DICOM input (dispatched by :mod:`engine.imaging.loader`): one frame of a radiograph,
+displayed as a viewer would.
+
+Grey data goes stored values -> modality LUT (rescale slope/intercept) -> VOI (VOI LUT
+Sequence, else Window Center/Width, else a percentile window) -> MONOCHROME1 inversion, so
+air is dark whatever the vendor wrote. The values before the VOI step stay in ``raw`` for
+re-windowing. Colour data (RGB, YBR, palette) becomes RGB uint8 without ``raw``.
+
+Identifiers needed to reference the source in a DICOM-SEG are kept in ``dicom_meta``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, BinaryIO
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from engine.errors import ImageLoadError
+from engine.imaging.image import (
+    LoadedImage,
+    Window,
+    apply_window,
+    check_size,
+    default_window,
+    image_from_array,
+    library_errors,
+    sanitize_raw,
+)
+
+META_KEYWORDS: tuple[str, ...] = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "FrameOfReferenceUID",
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "InstanceNumber",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "BodyPartExamined",
+    "ViewPosition",
+    "Laterality",
+    "ImageLaterality",
+    "PatientOrientation",
+    "PhotometricInterpretation",
+    "SpecificCharacterSet",
+)
+"""Attributes copied into ``LoadedImage.dicom_meta`` (as strings) when present."""
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_JPEG_PACKAGES = "pylibjpeg and pylibjpeg-libjpeg"
+_J2K_PACKAGES = "pylibjpeg and pylibjpeg-openjpeg"
+_DECODER_PACKAGES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": _JPEG_PACKAGES,  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51": _JPEG_PACKAGES,  # JPEG Extended
+    "1.2.840.10008.1.2.4.57": _JPEG_PACKAGES,  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70": _JPEG_PACKAGES,  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80": _JPEG_PACKAGES,  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": _JPEG_PACKAGES,  # JPEG-LS Near-lossless
+    "1.2.840.10008.1.2.4.90": _J2K_PACKAGES,  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": _J2K_PACKAGES,  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": _J2K_PACKAGES,  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": _J2K_PACKAGES,  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": _J2K_PACKAGES,  # HTJ2K
+    "1.2.840.10008.1.2.5": "pylibjpeg and pylibjpeg-rle",  # RLE Lossless
+}
+
+
+def load_dicom(fh: BinaryIO, name: str, max_pixels: int, force: bool = False) -> LoadedImage:
+    """Decode a single-frame DICOM image; ``force`` reads files without the DICM preamble."""
+    with library_errors(name, "not a valid DICOM file, or the file is corrupt"):
+        ds = pydicom.dcmread(fh, force=force)
+    with library_errors(name, "the DICOM file is corrupt"):
+        _check_header(ds, name, max_pixels, force)
+        transfer_syntax = _transfer_syntax(ds)
+        _check_decoder(transfer_syntax, name)
+        with library_errors(name, "the DICOM pixel data is truncated or corrupt"):
+            stored = ds.pixel_array
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+        spacing = _pixel_spacing(ds)
+        meta = _meta(ds, transfer_syntax)
+        if stored.ndim == 3 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            image = image_from_array(_colour(ds, stored, photometric, name), "DICOM", name)
+            return dataclasses.replace(image, pixel_spacing=spacing, dicom_meta=meta)
+        modality = sanitize_raw(apply_modality_lut(stored, ds), name)
+        raw, window = _voi(ds, modality)
+        invert = photometric == "MONOCHROME1"
+        pixels = apply_window(raw, window, invert)
+    return LoadedImage(None, pixels, raw, window, spacing, "DICOM", meta, invert)
+
+
+def _check_header(ds: Dataset, name: str, max_pixels: int, forced: bool) -> None:
+    """Everything we can refuse before decoding: no pixels, several frames, bad size."""
+    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
+        if forced and "SOPClassUID" not in ds and "Rows" not in ds:
+            raise ImageLoadError(f"{name}: not a valid DICOM file, or the file is corrupt")
+        raise ImageLoadError(
+            f"{name}: the DICOM file has no pixel data (it may be a report or an index file)"
+        )
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if frames > 1:
+        raise ImageLoadError(
+            f"{name}: multi-frame DICOM ({frames} frames) is not supported; export a single frame"
+        )
+    if "Rows" not in ds or "Columns" not in ds:
+        raise ImageLoadError(f"{name}: the DICOM file does not state the image size (Rows/Columns)")
+    check_size(name, int(ds.Rows), int(ds.Columns), max_pixels)
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The file's transfer syntax; for files without a meta header, the encoding pydicom read."""
+    transfer_syntax = ds.file_meta.get("TransferSyntaxUID")
+    if transfer_syntax is None:
+        implicit, little = ds.original_encoding
+        if implicit:
+            transfer_syntax = ImplicitVRLittleEndian
+        else:
+            transfer_syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        ds.file_meta.TransferSyntaxUID = transfer_syntax
+    return UID(transfer_syntax)
+
+
+def _check_decoder(transfer_syntax: UID, name: str) -> None:
+    """Say which package to install instead of pydicom's generic 'no plugin' error."""
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except NotImplementedError as exc:
+        label = transfer_syntax.name if transfer_syntax.is_valid else str(transfer_syntax)
+        raise ImageLoadError(
+            f"{name}: the DICOM pixel encoding '{label}' is not supported"
+        ) from exc
+    if decoder.is_available:
+        return
+    packages = _DECODER_PACKAGES.get(str(transfer_syntax))
+    if packages is None:
+        packages = " or ".join(decoder.missing_dependencies) or "a pydicom decoding plugin"
+    raise ImageLoadError(
+        f"{name}: the image is compressed as {transfer_syntax.name} and no decoder for it "
+        f"is installed; install {packages}"
+    )
+
+
+def _colour(ds: Dataset, stored: np.ndarray, photometric: str, name: str) -> np.ndarray:
+    """RGB samples of a colour image (pydicom already converts YBR to RGB while decoding)."""
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(stored, ds)
+        top = 65535 if rgb.max() > 255 else 255
+    elif stored.ndim == 3 and stored.shape[2] == 3:
+        rgb = stored
+        top = 2 ** int(ds.get("BitsStored") or 8) - 1
+    else:
+        raise ImageLoadError(
+            f"{name}: DICOM photometric interpretation '{photometric}' is not supported"
+        )
+    if rgb.dtype == np.uint8 and top == 255:
+        return rgb
+    scaled = np.clip(rgb.astype(np.float32), 0, top) * np.float32(255.0 / top)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def _voi(ds: Dataset, modality: np.ndarray) -> tuple[np.ndarray, Window]:
+    """Raw values and the linear window that together give the displayed pixels.
+
+    A VOI LUT is not linear, so its output becomes ``raw`` and the window spans the LUT's
+    output range; Window Center/Width (first pair when several) is used as is; 8-bit data
+    (secondary captures of already windowed images) is shown unchanged, like the same image
+    as a PNG; otherwise a percentile window. VOI LUT Function SIGMOID is treated as LINEAR.
+    """
+    sequence = ds.get("VOILUTSequence")
+    if sequence:
+        item = sequence[0]
+        entries, first = int(item.LUTDescriptor[0]) or 65536, int(item.LUTDescriptor[1])
+        table = apply_voi_lut(np.arange(first, first + entries, dtype=np.int64), ds)
+        low, high = float(table.min()), float(table.max())
+        indices = np.rint(modality).astype(np.int64)  # the LUT is indexed by integers
+        out = apply_voi_lut(indices, ds).astype(np.float32)
+        return out, Window(center=(low + high) / 2.0, width=max(high - low, 1.0))
+    center, width = _first_float(ds.get("WindowCenter")), _first_float(ds.get("WindowWidth"))
+    if center is not None and width is not None and width > 0:
+        return modality, Window(center=center, width=width)
+    if int(ds.get("BitsStored") or 0) == 8 and modality.min() >= 0 and modality.max() <= 255:
+        return modality, Window(center=127.5, width=255.0)  # 8-bit data is display-ready
+    return modality, default_window(modality)
+
+
+def _first_float(value: Any) -> float | None:
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
+    """(row mm, col mm) from PixelSpacing (calibrated), else ImagerPixelSpacing (detector)."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        try:
+            row, col = (float(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
+            return (row, col)
+    return None
+
+
+def _meta(ds: Dataset, transfer_syntax: UID) -> dict[str, str]:
+    meta = {"TransferSyntaxUID": str(transfer_syntax)}
+    for keyword in META_KEYWORDS:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        if isinstance(value, MultiValue | list | tuple):
+            meta[keyword] = "\\".join(str(v) for v in value)
+        else:
+            meta[keyword] = str(value)
+    return meta

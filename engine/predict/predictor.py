@@ -1,0 +1,249 @@
+"""Interactive prediction: embed an image once, then turn prompts into masks fast.
+
+Like segment-anything's SamPredictor (set_image, predict) but with an embedding cache keyed
+by image and model hash, several boxes per call, validated prompts in original-image pixel
+coordinates, and timings the GUI shows in its status bar.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.device import resolve_device
+from engine.errors import PromptError
+from engine.models import LoadedModel
+from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
+from engine.predict.prompt_region import restrict_masks
+from engine.predict.prompts import validate_boxes, validate_points
+from engine.sam import (
+    boxes_to_input,
+    coords_to_input,
+    mask_styles,
+    masks_at_original,
+    prepare_image,
+    style_index,
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Masks for B prompts with C candidates each (C = 1, or 3 with ``multimask_output``).
+
+    ``masks``: bool B x C x H x W at the original image size; ``scores``: B x C predicted IoU;
+    ``low_res_logits``: B x C x h x w, pass one back as ``mask_input`` to refine.
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    low_res_logits: np.ndarray
+    seconds: float
+
+    def best(self) -> np.ndarray:
+        """B x H x W: the highest-scoring candidate per prompt."""
+        idx = self.scores.argmax(axis=1)
+        return self.masks[np.arange(len(idx)), idx]
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    image_hash: str
+    seconds: float
+    from_cache: bool
+
+
+class Predictor:
+    """Stateful wrapper around a loaded model; one current image at a time.
+
+    Thread-safe: the GUI's worker thread may call ``set_image`` (prefetch) and ``predict``
+    while another thread swaps the model; a lock serialises access to the network.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        device: str | torch.device | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.cache = cache if cache is not None else EmbeddingCache()
+        self._lock = threading.RLock()
+        self._current: CachedEmbedding | None = None
+        self._current_hash: str | None = None
+        self._features_on_device: torch.Tensor | None = None
+        self.set_model(model)
+
+    # -- model -----------------------------------------------------------------------------
+    def set_model(self, model: LoadedModel, device: str | torch.device | None = None) -> None:
+        """Swap the model (hot-swap after training); the current image is re-embedded lazily."""
+        with self._lock:
+            if device is not None:
+                self.device = resolve_device(device)
+            self.model = model
+            self.sam = model.sam.to(self.device).eval()
+            self.config = model.config
+            self._current = None
+            self._current_hash = None
+            self._features_on_device = None
+
+    @property
+    def mask_styles(self) -> list[str]:
+        """The annotation conventions this model can draw (index 0 is the default)."""
+        return mask_styles(self.sam)
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._current is not None
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        self._require_image()
+        return self._current.original_size
+
+    # -- image -----------------------------------------------------------------------------
+    def embed(self, image: np.ndarray) -> tuple[CachedEmbedding, EmbeddingInfo]:
+        """Embedding of ``image`` from the cache or the encoder (does not change the current image)."""
+        item, info, _ = self._embed(image)
+        return item, info
+
+    def _embed(self, image: np.ndarray) -> tuple[CachedEmbedding, EmbeddingInfo, torch.Tensor | None]:
+        """Also returns the encoder output still on the device when it was just computed,
+        so ``set_image`` on a GPU does not copy the features back up from the CPU cache."""
+        digest = image_hash(image)
+        key = EmbeddingCache.key(digest, self.model.model_hash)
+        start = time.perf_counter()
+        with self._lock:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached, EmbeddingInfo(digest, time.perf_counter() - start, True), None
+            prepared = prepare_image(image, self.config, self.device)
+            with torch.inference_mode():
+                features = self.sam.image_encoder(prepared.tensor).float()
+            item = CachedEmbedding(features.cpu(), prepared.input_size, prepared.original_size)
+            self.cache.put(key, item)
+        return item, EmbeddingInfo(digest, time.perf_counter() - start, False), features
+
+    def set_image(self, image: np.ndarray) -> EmbeddingInfo:
+        """Make ``image`` (grey or RGB uint8, any size) current; encodes it unless cached."""
+        item, info, on_device = self._embed(image)
+        with self._lock:
+            self._current = item
+            self._current_hash = info.image_hash
+            self._features_on_device = on_device if on_device is not None else item.features.to(self.device)
+        return info
+
+    def prefetch(self, image: np.ndarray) -> EmbeddingInfo:
+        """Warm the cache for the next image without changing the current one."""
+        return self.embed(image)[1]
+
+    # -- prompts ---------------------------------------------------------------------------
+    def predict(
+        self,
+        boxes: object | None = None,
+        points: object | None = None,
+        point_labels: object | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = False,
+        style: str | int | None = None,
+        restrict: bool = True,
+    ) -> Prediction:
+        """Masks for one or several boxes and/or points, all in original-image pixels.
+
+        ``boxes``: (4,) or (B, 4). ``points``: (N, 2) shared by every box, or (B, N, 2).
+        ``mask_input``: (B or 1, 1, h, w) low-res logits from a previous call (pass back
+        ``low_res_logits`` of the previous prediction unchanged, as training does).
+        ``style``: the annotation convention (:mod:`engine.sam.styles`), default style 0.
+        ``restrict``: limit each mask to its prompt (:mod:`engine.predict.prompt_region`); the
+        low-res logits are the model's own either way.
+        """
+        self._require_image()
+        token = style_index(self.sam, style)
+        if token and multimask_output:
+            raise PromptError("several candidate masks are only available in the model's default style")
+        start = time.perf_counter()
+        with self._lock:
+            size = self._current.original_size
+            long_side = self.config.img_size
+            box_t = point_t = label_t = mask_t = None
+            valid = original_pts = None
+            batch = 1
+            if boxes is not None:
+                valid = validate_boxes(boxes, size)
+                batch = len(valid)
+                box_t = torch.as_tensor(boxes_to_input(valid, size, long_side), dtype=torch.float)
+            if points is not None or point_labels is not None:
+                if points is None or point_labels is None:
+                    raise PromptError("points and point labels must be given together")
+                try:
+                    pts_arr = np.asarray(points, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise PromptError(f"points must be x,y number pairs ({exc})") from exc
+                per_box = pts_arr.ndim == 3
+                pts, labels = validate_points(pts_arr, point_labels, size)
+                n = pts_arr.shape[1] if per_box else len(pts)
+                if per_box and pts_arr.shape[0] != batch:
+                    raise PromptError(f"{pts_arr.shape[0]} point sets for {batch} boxes")
+                original_pts = pts.reshape(-1, n, 2)
+                pts = coords_to_input(pts, size, long_side).reshape(-1, n, 2)
+                labels = labels.reshape(-1, n)
+                if not per_box:
+                    pts, labels = np.repeat(pts, batch, 0), np.repeat(labels, batch, 0)
+                    original_pts = np.repeat(original_pts, batch, 0)
+                point_t = torch.as_tensor(pts, dtype=torch.float)
+                label_t = torch.as_tensor(labels, dtype=torch.int)
+            if box_t is None and point_t is None:
+                raise PromptError("give at least one box or one point")
+            if mask_input is not None:
+                mask_t = self._mask_input_tensor(mask_input, batch)
+            masks, scores, low = self._decode(box_t, point_t, label_t, mask_t, multimask_output, token)
+            if restrict:
+                masks = restrict_masks(
+                    masks, valid if boxes is not None else None,
+                    original_pts if point_t is not None else None,
+                    label_t.numpy() if label_t is not None else None,
+                )
+        return Prediction(masks, scores, low, time.perf_counter() - start)
+
+    def _mask_input_tensor(self, mask_input: np.ndarray, batch: int) -> torch.Tensor:
+        low = self.config.low_res_size
+        arr = np.asarray(mask_input, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None, None]
+        elif arr.ndim == 3:
+            arr = arr[:, None]
+        if arr.shape[-2:] != (low, low) or arr.shape[1] != 1 or arr.shape[0] not in (1, batch):
+            raise PromptError(f"mask_input must be (B, 1, {low}, {low}) low-res logits")
+        if arr.shape[0] == 1 and batch > 1:
+            arr = np.repeat(arr, batch, 0)
+        return torch.from_numpy(arr)
+
+    @torch.inference_mode()
+    def _decode(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
+        dev = self.device
+        sparse, dense = self.sam.prompt_encoder(
+            points=(points.to(dev), labels.to(dev)) if points is not None else None,
+            boxes=boxes.to(dev) if boxes is not None else None,
+            masks=mask_input.to(dev) if mask_input is not None else None,
+        )
+        low_res, iou = self.sam.mask_decoder(
+            image_embeddings=self._features_on_device,
+            image_pe=self.sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output or token > 0,
+        )
+        if token:  # the multimask output holds tokens 1..3
+            low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
+        masks = masks_at_original(
+            low_res, self._current.input_size, self._current.original_size, self.config.img_size,
+            self.sam.mask_threshold,
+        )
+        return masks, iou.float().cpu().numpy(), low_res.float().cpu().numpy()
+
+    def _require_image(self) -> None:
+        if self._current is None:
+            raise PromptError("no image is set: call set_image() first")

@@ -1,0 +1,73 @@
+"""The annotation project of an image folder: ``.lungsam/`` beside the images
+(:mod:`~engine.project.layout`), the store of image statuses, annotation versions and trained
+model versions (:class:`ProjectStore`, built from :mod:`~engine.project.db`,
+:mod:`~engine.project.annotations`, :mod:`~engine.project.model_versions`,
+:mod:`~engine.project.maintenance` and :mod:`~engine.project.lock`), the mask PNG files
+(:mod:`~engine.project.mask_png`) and exports to PNG, COCO RLE and DICOM-SEG
+(:mod:`~engine.project.export`).
+"""
+
+from engine.project.annotations import Annotation
+from engine.project.errors import (
+    ImageNotInProjectError,
+    MaskShapeError,
+    ProjectLockedError,
+    ProjectStoreError,
+    ReadOnlyProjectError,
+    UnknownLabelError,
+)
+from engine.project.export import (
+    ExportError,
+    export_coco,
+    export_dicom_seg,
+    export_png,
+    mask_filename,
+    rle_counts,
+    rle_decode,
+    rle_encode,
+)
+from engine.project.labels import KINDS, LABELS, STATUSES
+from engine.project.layout import (
+    DB_FILE,
+    MODELS_DIR,
+    PROJECT_DIR,
+    RUNS_DIR,
+    db_path,
+    is_project,
+    models_dir,
+    project_dir,
+    runs_dir,
+)
+from engine.project.store import ImageRecord, ProjectStore
+
+__all__ = [
+    "Annotation",
+    "DB_FILE",
+    "ExportError",
+    "ImageNotInProjectError",
+    "ImageRecord",
+    "KINDS",
+    "LABELS",
+    "MODELS_DIR",
+    "MaskShapeError",
+    "PROJECT_DIR",
+    "ProjectLockedError",
+    "ProjectStore",
+    "ProjectStoreError",
+    "RUNS_DIR",
+    "ReadOnlyProjectError",
+    "STATUSES",
+    "UnknownLabelError",
+    "db_path",
+    "export_coco",
+    "export_dicom_seg",
+    "export_png",
+    "is_project",
+    "mask_filename",
+    "models_dir",
+    "project_dir",
+    "rle_counts",
+    "rle_decode",
+    "rle_encode",
+    "runs_dir",
+]

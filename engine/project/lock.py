@@ -1,0 +1,61 @@
+"""One writer per project folder: an advisory ``flock`` on ``.lungsam/lock``.
+
+The kernel drops the lock when its holder dies, so a crashed window never leaves a stale lock;
+the file holds the holder's pid and host for the message the second window shows.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from engine.project.errors import ProjectLockedError, ProjectStoreError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory lock, SQLite still serialises
+    fcntl = None  # type: ignore[assignment]
+
+
+def acquire_lock(path: Path, root: Path) -> int | None:
+    """Exclusive non-blocking flock; the kernel drops it when the holder dies (no stale locks)."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ProjectStoreError(
+            f"{root}: cannot open the project lock ({exc.strerror}); open the project read-only"
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if not isinstance(exc, BlockingIOError):
+            raise ProjectStoreError(f"{root}: cannot lock the project ({exc.strerror})") from exc
+        pid, host = lock_holder(path)
+        raise ProjectLockedError(
+            f"{root} is open in another LungSAM window (pid {pid or '?'} on {host or '?'}); "
+            "open it read-only or close the other window",
+            pid,
+            host,
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> tuple[int | None, str | None]:
+    try:
+        parts = path.read_text().split()
+        return int(parts[0]), (parts[1] if len(parts) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return None, None
+
+
+def release_lock(fd: int | None) -> None:
+    if fd is not None:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

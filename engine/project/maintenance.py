@@ -1,0 +1,51 @@
+"""Housekeeping of a project folder: sweeping orphaned mask files and checking integrity.
+
+Why it exists: these walk the whole folder rather than one image, run when a writer opens the
+project (sweep) or on request (verify), and change no annotation; they read best apart from
+the save/load code. :class:`ProjectStore` inherits :class:`MaintenanceMixin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from engine.project.db import ProjectDB
+
+
+class MaintenanceMixin(ProjectDB):
+    """Orphan sweep and health check of the database and its mask files."""
+
+    def vacuum_orphans(self) -> int:
+        """Delete mask files no row references (left by a kill before commit); returns count.
+        Writer only: the lock guarantees no save is in flight in another process."""
+        self._check_writable()
+        with self._mutex:
+            referenced = {row[0] for row in self._conn.execute("SELECT file FROM annotation_masks")}
+            removed = 0
+            for folder, _dirs, files in os.walk(self.masks_dir):
+                for name in files:
+                    path = Path(folder) / name
+                    if path.relative_to(self.masks_dir).as_posix() not in referenced:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+            return removed
+
+    def verify(self) -> list[str]:
+        """Problems found (empty = healthy): SQLite integrity, missing or altered mask files,
+        gaps in version numbers."""
+        problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
+        for file, sha in self._query("SELECT file, sha256 FROM annotation_masks"):
+            try:
+                if hashlib.sha256((self.masks_dir / file).read_bytes()).hexdigest() != sha:
+                    problems.append(f"{file}: content differs from the recorded sha256")
+            except OSError:
+                problems.append(f"{file}: mask file is missing")
+        for rel, n, top in self._query(
+            "SELECT i.rel_path, COUNT(*), MAX(a.version) FROM annotations a JOIN images i"
+            " ON i.id = a.image_id GROUP BY i.id"
+        ):
+            if n != top:
+                problems.append(f"{rel}: versions are not 1..{top} ({n} rows)")
+        return problems

@@ -1,0 +1,56 @@
+"""Mask files of a project: validated label -> bool arrays, stored as 0/255 grey PNGs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from engine.project.errors import MaskShapeError, ProjectStoreError, UnknownLabelError
+from engine.project.labels import LABELS
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """8-bit grey PNG, 0 background / 255 foreground: opens as a mask in any tool."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * np.uint8(255)).save(
+        buffer, format="PNG", compress_level=3
+    )
+    return buffer.getvalue()
+
+
+def decode_mask_png(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("L")) > 127
+
+
+def label_slug(label: str) -> str:
+    return label.replace(" ", "_")
+
+
+def clean_masks(rel: str, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate labels and shapes; non-zero is foreground. Labels come back in LABELS order."""
+    if not masks:
+        raise ProjectStoreError(f"{rel}: nothing to save (no masks)")
+    clean: dict[str, np.ndarray] = {}
+    shape = None
+    for label, mask in masks.items():
+        if label not in LABELS:
+            raise UnknownLabelError(
+                f"{rel}: unknown label {label!r}; expected one of {', '.join(map(repr, LABELS))}"
+            )
+        array = np.asarray(mask)
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim != 2 or array.size == 0:
+            raise MaskShapeError(
+                f"{rel}: the {label!r} mask must be a 2-D HxW array, got shape {array.shape}"
+            )
+        if shape is not None and array.shape != shape:
+            raise MaskShapeError(
+                f"{rel}: the masks differ in size ({shape} and {array.shape} for {label!r})"
+            )
+        shape = array.shape
+        clean[label] = array.astype(bool) if array.dtype != bool else array
+    return {label: clean[label] for label in LABELS if label in clean}

@@ -1,0 +1,71 @@
+"""Mask style choice in the window: offered only for models with several, redraws the label."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.models import load_model
+from engine.predict import Predictor
+from tests.app.conftest import drag_box, install_default, wait_ready, wait_settled
+
+
+def test_one_style_models_show_no_style_choice(gui_model, image_folder, make_window):
+    window = make_window([image_folder])
+    assert not window.panel.style_box.isVisibleTo(window.panel)
+    assert window.annotator.style == "default"
+
+
+def test_switching_style_redraws_the_box_in_that_style_and_undo_restores(
+    qtbot, styled_tiny_sam, tmp_path, monkeypatch, image_folder, make_window
+):
+    folder = install_default(*styled_tiny_sam, "styled", tmp_path, monkeypatch)
+    window = make_window([image_folder])
+    assert window.panel.style_box.isVisibleTo(window.panel)
+    assert [window.panel.style.itemText(i) for i in range(window.panel.style.count())] == ["visible", "anatomical"]
+    drag_box(qtbot, window, (30, 40, 220, 230))
+    wait_settled(qtbot, window)
+    box = np.array(window.annotator.session.prompt("lungs").box)
+    predictor = Predictor(load_model(folder), device="cpu")
+    predictor.set_image(window.image.pixels)
+    visible = predictor.predict(boxes=box, style="visible").masks[0, 0]
+    anatomical = predictor.predict(boxes=box, style="anatomical").masks[0, 0]
+    assert not np.array_equal(visible, anatomical)
+    assert np.array_equal(window.annotator.session.masks["lungs"], visible)
+
+    window.panel.style.setCurrentText("anatomical")
+    wait_settled(qtbot, window)
+    assert window.annotator.last_request.style == "anatomical"
+    assert np.array_equal(window.annotator.session.masks["lungs"], anatomical)
+    assert window.annotator.session.model_name == "styled [anatomical]"  # saved with the mask
+    window.annotator.undo()
+    assert np.array_equal(window.annotator.session.masks["lungs"], visible)
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window.activateWindow()
+    QTest.keyClick(window, Qt.Key.Key_M)  # M cycles the styles
+    assert window.annotator.style == "visible"
+    QTest.keyClick(window, Qt.Key.Key_M)
+    wait_settled(qtbot, window)
+    assert window.annotator.style == "anatomical"
+    drag_box(qtbot, window, (30, 40, 220, 230))  # later boxes keep the chosen style
+    wait_settled(qtbot, window)
+    assert window.annotator.last_request.style == "anatomical"
+    wait_ready(qtbot, window)
+
+
+def test_the_chosen_style_is_remembered_for_the_next_window(
+    qtbot, styled_tiny_sam, tmp_path, monkeypatch, image_folder, make_window, private_preferences
+):
+    install_default(*styled_tiny_sam, "styled", tmp_path, monkeypatch)
+    first = make_window([image_folder])
+    assert first.annotator.style == "visible"
+    first.panel.style.setCurrentText("anatomical")
+    first.close()
+    assert "anatomical" in private_preferences.read_text()
+    second = make_window([image_folder])
+    assert second.panel.style.currentText() == "anatomical" and second.annotator.style == "anatomical"
+    drag_box(qtbot, second, (30, 40, 220, 230))
+    wait_settled(qtbot, second)
+    assert second.annotator.last_request.style == "anatomical"

@@ -1,0 +1,299 @@
+"""engine.project.store: persistence, validation, schema and model versions of annotations."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.errors import LungSamError
+from engine.project import (
+    LABELS,
+    STATUSES,
+    ImageNotInProjectError,
+    MaskShapeError,
+    ProjectLockedError,
+    ProjectStore,
+    ProjectStoreError,
+    UnknownLabelError,
+)
+from engine.project import store as ps
+from tests.engine.project.store_helpers import lung_masks
+
+
+def test_open_creates_layout_with_wal_full_sync_and_schema_version(folder: Path) -> None:
+    with ProjectStore.open(folder) as store:
+        assert (folder / ".lungsam" / "project.db").is_file()
+        assert (folder / ".lungsam" / "masks").is_dir()
+        conn = store._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == ps.SCHEMA_VERSION
+        lock_text = (folder / ".lungsam" / "lock").read_text().split()
+        assert int(lock_text[0]) == os.getpid()
+
+
+def test_register_5000_images_is_fast_idempotent_and_sorted(tmp_path: Path) -> None:
+    names = [f"p{i % 7}/img{i:05d}.png" for i in range(5000)]
+    random.Random(0).shuffle(names)
+    with ProjectStore.open(tmp_path) as store:
+        start = time.perf_counter()
+        added = store.register_images(names)
+        register_s = time.perf_counter() - start
+        assert added == 5000 and register_s < 1.0
+        assert store.register_images([tmp_path / n for n in names[:100]]) == 0
+        start = time.perf_counter()
+        records = store.list_images()
+        list_s = time.perf_counter() - start
+        assert list_s < 0.5
+        assert [r.rel_path for r in records] == sorted(names)
+        assert all(
+            r.status == "new" and r.latest_version is None and r.updated is None for r in records
+        )
+        assert store.counts() == {
+            "new": 5000,
+            "model": 0,
+            "corrected": 0,
+            "skipped": 0,
+            "total": 5000,
+        }
+
+
+def test_register_accepts_absolute_paths_and_refuses_outside(
+    store: ProjectStore, tmp_path: Path
+) -> None:
+    assert store.register_images([store.root / "sub" / "./c.dcm", "sub/../a.png"]) == 0
+    with pytest.raises(ImageNotInProjectError, match="not inside the project folder"):
+        store.register_images([tmp_path / "elsewhere.png"])
+    with pytest.raises(ImageNotInProjectError):
+        store.register_images(["../escape.png"])
+
+
+def test_save_sets_status_and_reopen_restores_everything(folder: Path) -> None:
+    first, second = lung_masks(), lung_masks(shift=2)
+    with ProjectStore.open(folder) as store:
+        store.register_images(["a.png", "b.png", "sub/c.dcm"])
+        assert (
+            store.save_annotation(
+                "a.png", first, "model", "base", "h1", {"box": np.array([1, 2, 30, 40])}
+            )
+            == 1
+        )
+        assert (
+            store.save_annotation("a.png", second, "corrected", prompts={"points": [[3, 4, 1]]})
+            == 2
+        )
+        store.set_status("b.png", "skipped")
+        store.add_model_version("m1", folder / "models" / "m1", {"base": "sam"}, {"dice": 0.9})
+        store.set_active_model("m1")
+    with ProjectStore.open(folder) as store:
+        statuses = {r.rel_path: (r.status, r.latest_version) for r in store.list_images()}
+        assert statuses == {
+            "a.png": ("corrected", 2),
+            "b.png": ("skipped", None),
+            "sub/c.dcm": ("new", None),
+        }
+        latest = store.latest_annotation("a.png")
+        assert (
+            latest.version == 2
+            and latest.kind == "corrected"
+            and latest.prompts == {"points": [[3, 4, 1]]}
+        )
+        for label in LABELS:
+            np.testing.assert_array_equal(latest.masks[label], second[label])
+        model = store.latest_annotation("a.png", kind="model")
+        assert (model.version, model.model_name, model.model_hash) == (1, "base", "h1")
+        assert model.prompts == {"box": [1, 2, 30, 40]}
+        np.testing.assert_array_equal(model.masks["left lung"], first["left lung"])
+        assert [(a.version, a.kind, a.masks) for a in store.history("a.png")] == [
+            (1, "model", {}),
+            (2, "corrected", {}),
+        ]
+        assert set(store.history("a.png", with_masks=True)[0].masks) == set(LABELS)
+        np.testing.assert_array_equal(
+            store.load_annotation("a.png", 1).masks["lungs"], first["lungs"]
+        )
+        assert store.active_model()["name"] == "m1"
+        assert store.active_model()["path"] == str(folder / "models" / "m1")
+        assert store.counts() == {"new": 1, "model": 0, "corrected": 1, "skipped": 1, "total": 3}
+        assert store.verify() == []
+
+
+def test_mask_files_are_0_255_pngs_at_original_size_with_recorded_sha(store: ProjectStore) -> None:
+    masks = lung_masks(50, 70)
+    store.save_annotation("sub/c.dcm", masks, "model")
+    rows = store._conn.execute(
+        "SELECT label, file, sha256, width, height FROM annotation_masks"
+    ).fetchall()
+    assert len(rows) == 3
+    for label, file, sha, width, height in rows:
+        path = store.masks_dir / file
+        assert path.name == f"v1_{label.replace(' ', '_')}.png"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+        pixels = np.asarray(Image.open(path))
+        assert pixels.shape == (50, 70) == (height, width) and set(np.unique(pixels)) <= {0, 255}
+        np.testing.assert_array_equal(pixels == 255, masks[label])
+
+
+def test_masks_accept_uint8_and_keep_label_order(store: ProjectStore) -> None:
+    masks = lung_masks()
+    store.save_annotation(
+        "a.png", {"left lung": masks["left lung"].astype(np.uint8) * 255}, "model"
+    )
+    loaded = store.latest_annotation("a.png").masks
+    assert list(loaded) == ["left lung"] and loaded["left lung"].dtype == bool
+    np.testing.assert_array_equal(loaded["left lung"], masks["left lung"])
+
+
+def test_corrected_items_use_latest_corrected_version_and_leave_out_skipped(
+    store: ProjectStore,
+) -> None:
+    store.save_annotation("a.png", lung_masks(), "corrected")
+    store.save_annotation("a.png", lung_masks(shift=1), "corrected")
+    store.save_annotation(
+        "a.png", lung_masks(shift=3), "model"
+    )  # newer model output: not trained on
+    store.save_annotation("b.png", lung_masks(), "corrected")
+    store.set_status("b.png", "skipped")
+    store.save_annotation("sub/c.dcm", lung_masks(), "model")
+    items = store.corrected_items()
+    assert [image for image, _ in items] == [store.root / "a.png"]
+    masks = items[0][1]
+    assert set(masks) == set(LABELS) and all(
+        p.is_absolute() and p.is_file() for p in masks.values()
+    )
+    assert masks["right lung"].name == "v2_right_lung.png"
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(masks["lungs"])) > 0, lung_masks(shift=1)["lungs"]
+    )
+
+
+def test_unknown_label_is_refused_before_any_file_is_written(store: ProjectStore) -> None:
+    with pytest.raises(UnknownLabelError, match="unknown label 'heart'"):
+        store.save_annotation("a.png", {"heart": np.ones((4, 4), bool)}, "model")
+    assert not any(store.masks_dir.rglob("*.png"))
+
+
+def test_mask_shape_mismatch_with_earlier_annotations_is_refused(store: ProjectStore) -> None:
+    store.save_annotation("a.png", lung_masks(48, 40), "model")
+    with pytest.raises(MaskShapeError, match="40 x 48"):
+        store.save_annotation("a.png", lung_masks(40, 48), "corrected")
+    with pytest.raises(MaskShapeError, match="differ in size"):
+        store.save_annotation(
+            "b.png", {"lungs": np.zeros((5, 5)), "left lung": np.zeros((5, 6))}, "model"
+        )
+    with pytest.raises(MaskShapeError, match="2-D"):
+        store.save_annotation("b.png", {"lungs": np.zeros(5)}, "model")
+    assert store.latest_annotation("a.png").version == 1
+
+
+def test_missing_image_status_and_kind_errors_are_clear(store: ProjectStore) -> None:
+    with pytest.raises(ImageNotInProjectError, match="ghost.png: this image is not in the project"):
+        store.save_annotation("ghost.png", lung_masks(), "model")
+    with pytest.raises(ImageNotInProjectError):
+        store.set_status("ghost.png", "skipped")
+    with pytest.raises(ImageNotInProjectError, match="no annotation version 3"):
+        store.load_annotation("a.png", 3)
+    with pytest.raises(ProjectStoreError, match="unknown status"):
+        store.set_status("a.png", "done")
+    with pytest.raises(ProjectStoreError, match="unknown annotation kind"):
+        store.save_annotation("a.png", lung_masks(), "final")
+    assert store.latest_annotation("ghost.png") is None and store.history("ghost.png") == []
+    (store.root / "new.png").write_bytes(b"x")  # exists on disk: registered on first save
+    assert store.save_annotation("new.png", lung_masks(), "model") == 1
+    assert issubclass(ProjectLockedError, LungSamError) and set(STATUSES) >= {"new", "skipped"}
+
+
+def test_orphan_files_from_an_uncommitted_save_are_removed_on_open(folder: Path) -> None:
+    with ProjectStore.open(folder) as store:
+        store.save_annotation("a.png", lung_masks(), "model")
+        image_id = store.list_images()[0].id
+    orphan_dir = folder / ".lungsam" / "masks" / str(image_id)
+    (orphan_dir / "v2_lungs.png").write_bytes(b"not committed")
+    (orphan_dir / ".v2_left_lung.png.abc.tmp").write_bytes(b"half")
+    (folder / ".lungsam" / "masks" / "99").mkdir()
+    (folder / ".lungsam" / "masks" / "99" / "v1_lungs.png").write_bytes(b"x")
+    with ProjectStore.open(folder, read_only=True) as reader:  # readers never delete
+        assert (orphan_dir / "v2_lungs.png").exists()
+        assert reader.latest_annotation("a.png").version == 1
+    with ProjectStore.open(folder) as store:
+        assert sorted(p.name for p in orphan_dir.iterdir()) == [
+            "v1_left_lung.png",
+            "v1_lungs.png",
+            "v1_right_lung.png",
+        ]
+        assert not (folder / ".lungsam" / "masks" / "99" / "v1_lungs.png").exists()
+        assert store.save_annotation("a.png", lung_masks(shift=1), "corrected") == 2
+        assert store.verify() == []
+
+
+def test_mask_file_changed_outside_is_detected(store: ProjectStore) -> None:
+    store.save_annotation("a.png", lung_masks(), "model")
+    path = next(store.masks_dir.rglob("v1_lungs.png"))
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ProjectStoreError, match="changed outside LungSAM"):
+        store.latest_annotation("a.png")
+    path.unlink()
+    assert any("missing" in problem for problem in store.verify())
+
+
+def test_model_versions_upsert_and_activate(store: ProjectStore, tmp_path: Path) -> None:
+    first = store.add_model_version(
+        "stage1", tmp_path / "m1", {"base": "sam_vit_b"}, {"dice": 0.91}
+    )
+    second = store.add_model_version(
+        "stage2", store.root / "models" / "m2", {"base": "stage1"}, {"dice": 0.93}
+    )
+    assert store.active_model() is None
+    store.set_active_model("stage2")
+    assert (
+        store.add_model_version(
+            "stage2", store.root / "models" / "m2b", {"base": "stage1"}, {"dice": 0.94}
+        )
+        == second
+    )
+    versions = store.list_model_versions()
+    assert [(v["id"], v["name"], v["active"]) for v in versions] == [
+        (first, "stage1", False),
+        (second, "stage2", True),
+    ]
+    assert versions[1]["metrics"] == {"dice": 0.94} and versions[1]["path"] == str(
+        store.root / "models" / "m2b"
+    )
+    store.set_active_model("stage1")
+    assert store.active_model()["name"] == "stage1"
+    with pytest.raises(ProjectStoreError, match="no model version named 'nope'"):
+        store.set_active_model("nope")
+
+
+def test_migration_hook_upgrades_an_older_schema(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ProjectStore.open(folder) as store:
+        store.register_images(["a.png"])
+
+    def add_note_column(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE images ADD COLUMN note TEXT")
+
+    monkeypatch.setattr(ps, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(ps.MIGRATIONS, 1, add_note_column)
+    with pytest.raises(ProjectStoreError, match="open the project for writing once"):
+        ProjectStore.open(folder, read_only=True)
+    with ProjectStore.open(folder) as store:
+        assert store._conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        assert "note" in [row[1] for row in store._conn.execute("PRAGMA table_info(images)")]
+        assert store.counts()["total"] == 1
+    monkeypatch.setattr(ps, "SCHEMA_VERSION", 1)
+    with pytest.raises(ProjectStoreError, match="newer LungSAM"):
+        ProjectStore.open(folder)
+    monkeypatch.setattr(ps, "SCHEMA_VERSION", 2)
+    with ProjectStore.open(folder) as store:  # the failed open left no lock behind
+        assert store.counts()["total"] == 1

@@ -1,0 +1,122 @@
+"""Per-image metrics on hand-made masks: exact values, HD95 geometry, units, empty masks."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from trainer.evaluation import boundary, dice, hd95, iou, mask_metrics, precision, recall
+
+
+def _square(shape=(64, 64), top=10, left=10, size=20) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[top : top + size, left : left + size] = True
+    return mask
+
+
+def test_overlap_metrics_have_exact_values():
+    gt = np.zeros((10, 10), bool)
+    gt[0:4, 0:5] = True  # 20 px
+    pred = np.zeros((10, 10), bool)
+    pred[2:6, 0:5] = True  # 20 px, 10 overlap
+    assert dice(pred, gt) == pytest.approx(2 * 10 / 40)
+    assert iou(pred, gt) == pytest.approx(10 / 30)
+    assert precision(pred, gt) == pytest.approx(10 / 20)
+    pred[2:8, 0:5] = True  # now 30 px, still 10 overlap
+    assert precision(pred, gt) == pytest.approx(10 / 30)
+    assert recall(pred, gt) == pytest.approx(10 / 20)
+    m = mask_metrics(pred, gt)
+    assert (m.dice, m.iou) == pytest.approx((20 / 50, 10 / 40))
+
+
+def test_identical_masks_score_perfectly_with_zero_hd95():
+    gt = _square()
+    m = mask_metrics(gt, gt.copy())
+    assert (m.dice, m.iou, m.precision, m.recall, m.hd95) == (1.0, 1.0, 1.0, 1.0, 0.0)
+    assert m.hd95_unit == "px"
+
+
+@pytest.mark.parametrize("shift", [1, 3, 5])
+def test_hd95_of_shifted_squares_equals_the_shift(shift):
+    gt = _square(size=30)
+    pred = np.roll(gt, shift, axis=1)
+    assert hd95(pred, gt) == pytest.approx(shift)
+    assert hd95(np.roll(gt, shift, axis=0), gt) == pytest.approx(shift)
+
+
+def test_hd95_is_symmetric():
+    gt = _square(size=30)
+    pred = _square(top=12, left=8, size=24)
+    assert hd95(pred, gt) == pytest.approx(hd95(gt, pred))
+
+
+def test_hd95_uses_anisotropic_pixel_spacing_in_mm():
+    gt = _square(size=30)
+    across = np.roll(gt, 4, axis=1)  # columns: 0.25 mm each
+    down = np.roll(gt, 4, axis=0)  # rows: 0.5 mm each
+    spacing = (0.5, 0.25)
+    assert hd95(across, gt, spacing) == pytest.approx(4 * 0.25)
+    assert hd95(down, gt, spacing) == pytest.approx(4 * 0.5)
+    m = mask_metrics(down, gt, spacing)
+    assert m.hd95_unit == "mm" and m.hd95 == pytest.approx(2.0)
+
+
+def test_hd95_cropping_does_not_change_distances():
+    """The bounding-box crop is exact: the same pair placed anywhere gives the same HD95."""
+    rng = np.random.default_rng(0)
+    gt = np.zeros((80, 80), bool)
+    gt[20:50, 15:45] = rng.random((30, 30)) > 0.2
+    pred = np.roll(gt, (2, -3), axis=(0, 1))
+    big_gt = np.pad(gt, ((40, 7), (3, 60)))
+    big_pred = np.pad(pred, ((40, 7), (3, 60)))
+    assert hd95(big_pred, big_gt) == pytest.approx(hd95(pred, gt))
+
+
+def test_both_empty_is_perfect_agreement():
+    empty = np.zeros((16, 16), bool)
+    m = mask_metrics(empty, empty)
+    assert (m.dice, m.iou, m.precision, m.recall, m.hd95) == (1.0, 1.0, 1.0, 1.0, 0.0)
+
+
+def test_one_empty_mask_scores_zero_and_hd95_is_nan():
+    empty = np.zeros((32, 32), bool)
+    lung = _square((32, 32), 4, 4, 10)
+    missed = mask_metrics(empty, lung)  # model found nothing
+    assert (missed.dice, missed.iou, missed.precision, missed.recall) == (0.0, 0.0, 0.0, 0.0)
+    assert math.isnan(missed.hd95)
+    hallucinated = mask_metrics(lung, empty)
+    assert (hallucinated.dice, hallucinated.precision, hallucinated.recall) == (0.0, 0.0, 0.0)
+    assert math.isnan(hallucinated.hd95)
+
+
+def test_boundary_of_a_square_is_its_outline():
+    sq = _square((12, 12), 2, 2, 6)
+    edge = boundary(sq)
+    assert edge.sum() == 4 * 6 - 4
+    assert not edge[3:7, 3:7].any()
+    full = np.ones((5, 5), bool)
+    assert boundary(full).sum() == 16  # the image border counts as outside
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ValueError, match="shape"):
+        dice(np.zeros((4, 4), bool), np.zeros((4, 5), bool))
+
+
+def test_metrics_of_a_1024_image_take_tens_of_milliseconds():
+    yy, xx = np.mgrid[:1024, :1024]
+    gt = ((xx - 300) / 180.0) ** 2 + ((yy - 500) / 330.0) ** 2 < 1
+    gt |= ((xx - 720) / 170.0) ** 2 + ((yy - 510) / 320.0) ** 2 < 1
+    pred = np.roll(gt, (6, -4), axis=(0, 1))
+    mask_metrics(pred, gt)
+    best = min(_timed(lambda: mask_metrics(pred, gt)) for _ in range(3))
+    assert best < 0.15  # ~25 ms on a quiet core; generous for a busy CI machine
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

@@ -1,0 +1,74 @@
+"""Paired comparison: identical results, a consistent shift, NaN and unpaired images."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from trainer.evaluation import EvalResult, compare_results, format_comparison, paired_test
+
+
+def _result(dice: np.ndarray, hd: np.ndarray, names: list[str] | None = None) -> EvalResult:
+    names = names or [f"img{i}" for i in range(len(dice))]
+    rows = [
+        {"name": n, "dice": float(d), "iou": float(d / (2 - d)), "hd95": float(h), "hd95_unit": "px"}
+        for n, d, h in zip(names, dice, hd, strict=True)
+    ]
+    return EvalResult(rows, {"model": {"name": "m"}, "prompt": "union"})
+
+
+def test_identical_results_have_zero_difference_and_p_one():
+    rng = np.random.default_rng(0)
+    a = _result(rng.uniform(0.9, 0.98, 30), rng.uniform(2, 9, 30))
+    cmp = compare_results(a, a)
+    assert cmp["n_pairs"] == 30
+    for metric in ("dice", "iou", "hd95"):
+        r = cmp["metrics"][metric]
+        assert r["mean_diff"] == 0.0 and r["ci95"] == [0.0, 0.0]
+        assert r["p_wilcoxon"] == 1.0 and not r["significant"]
+        assert "all differences are zero" in r["note"]
+    assert "p = 1" in format_comparison(cmp)
+
+
+def test_consistent_shift_is_significant_with_the_right_sign():
+    rng = np.random.default_rng(1)
+    dice = rng.uniform(0.85, 0.95, 40)
+    hd = rng.uniform(3, 10, 40)
+    a = _result(dice, hd)
+    b = _result(dice + 0.01 + rng.normal(0, 0.002, 40), hd - 0.5)
+    cmp = compare_results(a, b)
+    r = cmp["metrics"]["dice"]
+    assert r["mean_diff"] == pytest.approx(0.01, abs=0.002)
+    assert r["ci95"][0] > 0 and r["ci95"][1] < 0.02
+    assert r["p_wilcoxon"] < 1e-6 and r["significant"]
+    assert cmp["metrics"]["hd95"]["mean_diff"] == pytest.approx(-0.5)
+    assert cmp["metrics"]["hd95"]["p_wilcoxon"] < 1e-6
+
+
+def test_noise_without_shift_is_not_significant():
+    rng = np.random.default_rng(2)
+    dice = rng.uniform(0.85, 0.95, 60)
+    noise = rng.normal(0, 0.003, 60)
+    cmp = compare_results(_result(dice, dice), _result(dice + noise - noise.mean(), dice))
+    assert cmp["metrics"]["dice"]["p_wilcoxon"] > 0.05
+
+
+def test_rows_pair_by_name_and_nan_pairs_are_left_out():
+    a = _result(np.array([0.9, 0.8, 0.7]), np.array([1.0, math.nan, 3.0]), ["x", "y", "z"])
+    b = _result(np.array([0.95, 0.85, 0.5]), np.array([2.0, 2.0, 4.0]), ["y", "x", "w"])
+    cmp = compare_results(a, b)
+    assert cmp["n_pairs"] == 2 and cmp["only_in_a"] == ["z"] and cmp["only_in_b"] == ["w"]
+    dice = cmp["metrics"]["dice"]
+    # pairs: x (0.9 -> 0.85), y (0.8 -> 0.95)
+    assert dice["mean_a"] == pytest.approx(0.85) and dice["mean_b"] == pytest.approx(0.9)
+    assert dice["mean_diff"] == pytest.approx(0.05)
+    hd = cmp["metrics"]["hd95"]
+    assert hd["n"] == 1 and hd["n_excluded"] == 1  # y has no HD95 in a
+    assert hd["ci95"] is None
+
+
+def test_paired_test_of_nothing_says_so():
+    r = paired_test(np.array([]), np.array([]))
+    assert r["n"] == 0 and r["p_wilcoxon"] is None and r["note"]
