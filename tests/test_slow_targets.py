@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.models import load_model
 from trainer.evaluation import evaluate_model
 from trainer.training import read_exclude
 
@@ -28,3 +29,14 @@ def test_unseen_gb_floor_in_the_anatomical_style(gb_dir):
     result = evaluate_model(None, gb_dir, "union", exclude=overlaps, device="cpu", style="anatomical").summary
     assert result["n"] == 44
     assert result["metrics"]["dice"]["mean"] >= 0.93
+
+
+def test_clicks_rise_at_every_click_on_both_sets(cxr_dir, gb_dir):
+    from trainer.data import find_pairs
+    from trainer.evaluation import evaluate_clicks
+
+    shipped = load_model(None)
+    overlaps = read_exclude(gb_dir / "overlap_with_covidqu_ex.csv")
+    for pairs, style in ((find_pairs(cxr_dir), None), (find_pairs(gb_dir, overlaps), "anatomical")):
+        means = evaluate_clicks(shipped, pairs, 5, device="cpu", style=style)["mean_dice"]
+        assert all(b > a for a, b in zip(means, means[1:], strict=False)), means

@@ -71,3 +71,17 @@ def test_anatomical_style_draws_the_gb_radiologists_convention_on_unseen_images(
             values.append(dice(predictor.predict(boxes=tight_box(gt), style=style).masks[0, 0], gt))
     assert np.mean(scores["anatomical"]) > GB_ANATOMICAL_FLOOR, scores
     assert np.mean(scores["anatomical"]) > np.mean(scores["visible"]) + 0.03, scores
+
+
+def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
+    """Twenty real val images, the standard click protocol (trainer.evaluation.clicks): the mean
+    Dice rises with each of three clicks (measured on all 932: 0.9623 -> 0.9657 -> 0.9672 ->
+    0.9680; the previous default, trained on boxes only, fell with every click)."""
+    from trainer.data import find_pairs
+    from trainer.evaluation import evaluate_clicks
+
+    pairs = find_pairs(cxr_dir)[::45][:20]
+    summary = evaluate_clicks(shipped, pairs, 3, device="cpu")
+    means = summary["mean_dice"]
+    assert all(b > a for a, b in zip(means, means[1:], strict=False)), means
+    assert means[3] > means[0] + 0.002, means

@@ -9,7 +9,7 @@ from segment_anything import SamPredictor
 
 from engine.errors import PromptError
 from engine.models import LoadedModel
-from engine.predict import EmbeddingCache, Predictor
+from engine.predict import EmbeddingCache, Predictor, restrict_masks
 from tests.conftest import synthetic_cxr
 from trainer.evaluation import dice
 
@@ -30,10 +30,14 @@ def test_masks_match_segment_anything_sampredictor(varied_model):
     theirs = SamPredictor(varied_model.sam)
     theirs.set_image(np.repeat(image[:, :, None], 3, axis=2))
     for box in ([10, 20, 100, 140], [5, 5, 60, 80], [40, 30, 109, 149]):
-        mine = ours.predict(boxes=box)
+        # The model's own masks (restrict=False); by default a mask is also limited to its box
+        # (engine.predict.prompt_region), which SamPredictor does not do.
+        mine = ours.predict(boxes=box, restrict=False)
         ref_masks, ref_scores, ref_low = theirs.predict(box=np.array(box), multimask_output=False)
         assert 0.02 < ref_masks[0].mean() < 0.98, "test model must give partial masks"
         assert dice(mine.masks[0, 0], ref_masks[0]) >= 0.999
+        limited = ours.predict(boxes=box).masks
+        assert np.array_equal(limited, restrict_masks(mine.masks, np.array([box], float), None, None))
         assert np.allclose(mine.scores[0], ref_scores, atol=1e-5)
         assert np.allclose(mine.low_res_logits[0], ref_low, atol=1e-4)
 
@@ -45,7 +49,7 @@ def test_points_and_multimask_match_sampredictor(varied_model):
     theirs = SamPredictor(varied_model.sam)
     theirs.set_image(np.repeat(image[:, :, None], 3, axis=2))
     pts, labels = np.array([[30.0, 40.0], [90.0, 50.0]]), np.array([1, 0])
-    mine = ours.predict(points=pts, point_labels=labels, multimask_output=True)
+    mine = ours.predict(points=pts, point_labels=labels, multimask_output=True, restrict=False)
     ref_masks, ref_scores, _ = theirs.predict(point_coords=pts, point_labels=labels, multimask_output=True)
     assert mine.masks.shape == (1, 3, 90, 120)
     for i in range(3):
