@@ -64,18 +64,18 @@ def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_import)
 
 
-Job = tuple[Path, list[list[float]], list[list[float]]]  # image, boxes, points (x, y, label)
+Job = tuple[Path, object, list[list[float]]]  # image, boxes (validated later), points (x, y, label)
 
 
-def _spec_prompts(path: Path, image: str, spec: object) -> tuple[list, list]:
-    """One entry of a prompts file: a list of boxes, or {"boxes": [...], "points": [...]}."""
-    if isinstance(spec, dict):
-        unknown = set(spec) - {"boxes", "points"}
-        if unknown:
-            raise PromptError(f"{path}: {image}: unknown key(s) {', '.join(sorted(unknown))} (use boxes, points)")
-        boxes, points = spec.get("boxes", []), spec.get("points", [])
-    else:
-        boxes, points = spec, []
+def _spec_prompts(path: Path, image: str, spec: object) -> tuple[object, list]:
+    """One entry of a prompts file: a list of boxes (checked later by validate_boxes, whose
+    messages name what is wrong), or {"boxes": [...], "points": [[x, y, label], ...]}."""
+    if not (isinstance(spec, dict) and ({"boxes", "points"} & set(spec))):
+        return spec, []
+    unknown = set(spec) - {"boxes", "points"}
+    if unknown:
+        raise PromptError(f"{path}: {image}: unknown key(s) {', '.join(sorted(unknown))} (use boxes, points)")
+    boxes, points = spec.get("boxes", []), spec.get("points", [])
     if not isinstance(boxes, list) or not isinstance(points, list):
         raise PromptError(f"{path}: {image}: boxes and points must be lists")
     for point in points:
@@ -161,8 +161,8 @@ def run_segment(args: argparse.Namespace) -> int:
     for image_path, boxes, points in jobs:
         image = load_image(image_path)
         try:
-            if boxes:
-                validate_boxes(boxes, (image.height, image.width))
+            if boxes is not None and (not isinstance(boxes, list) or boxes or not points):
+                validate_boxes(boxes, (image.height, image.width))  # an empty list alone is refused here
             if points:
                 pts = np.asarray(points, dtype=np.float64)
                 validate_points(pts[:, :2], pts[:, 2], (image.height, image.width))
