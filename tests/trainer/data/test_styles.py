@@ -84,10 +84,11 @@ def test_stage1_learns_a_second_convention_without_losing_the_first(small_set, t
     run_stage(TrainRequest(
         stage="stage1", data=small_set, val=small_set, out=tmp_path / "s1", model=base.source,
         epochs=4, batch_size=4, threads=1, progress=False, decoder_lr=1e-3,
-        styles=["visible", "wide"], style_data=[("wide", wide)], style_val=[("wide", wide)], style_repeat=4,
-    ))
+        styles=[*mask_styles(base.sam), "wide"], style_data=[("wide", wide)], style_val=[("wide", wide)],
+        style_repeat=4,
+    ))  # the shipped base already draws visible and anatomical: "wide" is its next style
     trained = load_model(tmp_path / "s1" / "best")
-    assert mask_styles(trained.sam) == ["visible", "wide"]
+    assert mask_styles(trained.sam) == [*mask_styles(base.sam), "wide"]
     before = evaluate_model(base, wide, device="cpu").summary["metrics"]["dice"]["mean"]
     after_wide = evaluate_model(trained, wide, device="cpu", style="wide").summary["metrics"]["dice"]["mean"]
     after_visible = evaluate_model(trained, small_set, device="cpu").summary["metrics"]["dice"]["mean"]

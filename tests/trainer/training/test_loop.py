@@ -30,19 +30,20 @@ ROOT = Path(__file__).resolve().parents[3]
 SMALL = tiny_config(img_size=128, encoder_embed_dim=64, prompt_embed_dim=64, decoder_mlp_dim=128)
 
 
-def make_trainer(data, run_dir, epochs, events=None, seed=0, augment=False):
+def make_trainer(data, run_dir, epochs, events=None, seed=0, augment=False, clicks=True):
     torch.manual_seed(0)
     model = build_sam(SMALL)
     groups, hooks = base_stage(model, SMALL, BaseStageConfig(lr=3e-3), {"test": True})
+    interactive = {} if clicks else {"max_clicks": 0, "point_fraction": 0.0}
     loop = LoopConfig(epochs=epochs, batch_size=4, augment=augment, jitter_px=0 if not augment else 10,
-                      warmup_steps=10, seed=seed)
+                      warmup_steps=10, seed=seed, **interactive)
     return Trainer(model, SMALL, groups, data, data, run_dir, loop, events or EventWriter(None), hooks,
                    "cpu", progress=False)
 
 
 def test_small_model_overfits_four_real_images(small_set, tmp_path):
     data = load_set(find_pairs(small_set)[:4], SMALL.img_size)
-    trainer = make_trainer(data, tmp_path / "run", epochs=50)
+    trainer = make_trainer(data, tmp_path / "run", epochs=50, clicks=False)  # box prompts only, as before
     history = trainer.run()
     final = evaluate_set(trainer.model, SMALL, data)
     assert final["val_dice"] > 0.9 and final["val_dice_per_lung"] > 0.9
