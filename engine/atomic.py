@@ -66,9 +66,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
                     os.fsync(handle.fileno())
         # the new folder's own entries (its files' names) must reach the disk before the
         # rename publishes it, or a power cut can leave a folder with files missing
-        for folder in sorted((d for d in tmp.rglob("*") if d.is_dir()), reverse=True):
+        for folder in [tmp, *(d for d in tmp.rglob("*") if d.is_dir())]:
             fsync_dir(folder)
-        fsync_dir(tmp)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"

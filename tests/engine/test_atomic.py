@@ -67,6 +67,8 @@ class DiskLog:
         src = self.calls[i][1]
         for name in files:
             assert self.fsynced(src / name, 0, i), f"{name} not fsynced before {dst} was renamed in"
+            for folder in Path(name).parents:
+                assert self.fsynced(src / folder, 0, i), f"{src / folder} not fsynced before the rename"
         assert self.fsynced(src, 0, i), f"the new folder's entries ({src}) not fsynced before the rename"
         assert self.fsynced(Path(dst).parent, i + 1), f"{Path(dst).parent} not fsynced after the rename"
 
@@ -88,7 +90,7 @@ def test_atomic_write_bytes_fsyncs_file_before_rename_and_folder_after(disk, tmp
 
 
 def test_atomic_write_with_fsyncs_what_the_writer_wrote(disk, tmp_path):
-    target = tmp_path / "ckpt.pt"
+    target = tmp_path / "new" / "nested" / "ckpt.pt"  # missing folders are made
     atomic_write_with(target, lambda tmp: tmp.write_bytes(b"x" * 1000))
     disk.assert_durable_file(target)
 
@@ -118,6 +120,75 @@ def test_atomic_directory_fsyncs_files_and_folder_before_swap(disk, tmp_path):
         disk.assert_durable_folder(target, ["weights.safetensors", "sub/model.json"])
         assert (target / "sub" / "model.json").read_text() == generation
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"], "old and partial folders removed"
+
+
+def test_a_writer_that_removed_its_file_fails_with_its_own_error(tmp_path):
+    def gone(tmp: Path) -> None:
+        tmp.unlink()
+        raise ValueError("the writer's own error")
+
+    with pytest.raises(ValueError, match="own error"):
+        atomic_write_with(tmp_path / "x", gone)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_names_are_the_ones_a_resumed_run_tidies(tmp_path):
+    """A killed writer leaves ``.NAME.*.tmp``, ``.NAME.partial-XXXXXXXX`` or ``.NAME.old-XXXXXXXX``:
+    the names ``trainer.training.run.recover_run_folder`` removes or restores."""
+    from trainer.training.run import _TEMP_DIR, _TEMP_FILE
+
+    seen = {}
+
+    def writer(tmp: Path) -> None:
+        seen["file"] = tmp.name
+        tmp.write_bytes(b"x")
+
+    atomic_write_with(tmp_path / "checkpoint.pt", writer)
+    assert _TEMP_FILE.match(seen["file"])["name"] == "checkpoint.pt"
+    (tmp_path / "best").mkdir()
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.setdefault("renames", []).append((Path(src).name, Path(dst).name))
+        return real_replace(src, dst)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "replace", replace)
+        with atomic_directory(tmp_path / "best") as tmp:
+            partial = tmp.name
+    assert _TEMP_DIR.match(partial).group("name", "kind") == ("best", "partial")
+    (old,) = [dst for src, dst in seen["renames"] if src == "best"]
+    assert _TEMP_DIR.match(old).group("name", "kind") == ("best", "old")
+
+
+def _unremovable(monkeypatch, name: str) -> None:
+    """``os.unlink`` refuses to remove files called ``name`` (a busy file on a network disk)."""
+    real_unlink = os.unlink
+
+    def unlink(path, *a, **kw):
+        if Path(path).name == name:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+
+
+def test_an_old_folder_that_cannot_be_removed_does_not_undo_the_swap(tmp_path, monkeypatch):
+    target = tmp_path / "nested" / "best"  # missing parents are made
+    with atomic_directory(target) as tmp:
+        (tmp / "busy.bin").write_text("old")
+    _unremovable(monkeypatch, "busy.bin")
+    with atomic_directory(target) as tmp:
+        (tmp / "model.json").write_text("new")
+    assert (target / "model.json").read_text() == "new"
+
+
+def test_a_partial_folder_that_cannot_be_removed_keeps_the_bodys_error(tmp_path, monkeypatch):
+    _unremovable(monkeypatch, "busy.bin")
+    with pytest.raises(RuntimeError, match="cancelled"), atomic_directory(tmp_path / "best") as tmp:
+        (tmp / "busy.bin").write_text("x")
+        raise RuntimeError("cancelled")
+    assert not (tmp_path / "best").exists()
 
 
 def test_atomic_directory_failure_keeps_the_old_folder(disk, tmp_path):
