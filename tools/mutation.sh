@@ -3,7 +3,8 @@
 #
 #   tools/mutation.sh                     every module below, smallest/most critical first
 #   tools/mutation.sh engine/atomic.py    only the modules named
-#   FRESH=1 tools/mutation.sh ...         forget earlier results (after tests changed)
+#   RETEST=1 tools/mutation.sh ...        run the survivors again (after tests were added)
+#   FRESH=1 tools/mutation.sh ...         forget earlier results (after the module changed)
 #
 # Each module is mutated in a copy of the checkout (under $MUTATION_WORK, default
 # /tmp/lungsam-mutation), never in the working tree, and each mutant runs only the
@@ -80,6 +81,13 @@ TOML
     cosmic-ray init "$cfg" "$db"
     cr-filter-operators "$db" "$cfg"
     cr-filter-pragma "$db"  # lines marked '# pragma: no mutate' (equivalent mutants, see README)
+  fi
+  if [ -n "${RETEST:-}" ]; then
+    python - "$db" <<'PY'
+import sqlite3, sys
+with sqlite3.connect(sys.argv[1]) as db:
+    db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+PY
   fi
   echo "== $module: $tests"
   cosmic-ray exec "$cfg" "$db"

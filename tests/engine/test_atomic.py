@@ -174,7 +174,7 @@ def _unremovable(monkeypatch, name: str) -> None:
 
 
 def test_an_old_folder_that_cannot_be_removed_does_not_undo_the_swap(tmp_path, monkeypatch):
-    target = tmp_path / "nested" / "best"  # missing parents are made
+    target = tmp_path / "new" / "nested" / "best"  # missing parents are made
     with atomic_directory(target) as tmp:
         (tmp / "busy.bin").write_text("old")
     _unremovable(monkeypatch, "busy.bin")
