@@ -5,6 +5,7 @@
 #   tools/mutation.sh engine/atomic.py    only the modules named
 #   RETEST=1 tools/mutation.sh ...        run the survivors again (after tests were added)
 #   FRESH=1 tools/mutation.sh ...         forget earlier results (after the module changed)
+#   MUTATION_BUDGET=600 tools/mutation.sh ... at most 600 s per module, the rest left pending
 #
 # Each module is mutated in a copy of the checkout (under $MUTATION_WORK, default
 # /tmp/lungsam-mutation), never in the working tree, and each mutant runs only the
@@ -43,12 +44,15 @@ ORDER=(
 if [ $# -gt 0 ]; then ORDER=("$@"); fi
 
 mkdir -p "$WORK"
-SRC=$(mktemp -d "$WORK/src.XXXXXX")  # one copy per invocation: two runs never share one
+SRC=
 trap 'rm -rf "$SRC"' EXIT
-(cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$SRC")
 
-cd "$SRC"
 for module in "${ORDER[@]}"; do
+  # a fresh copy per module (a stopped run may leave its mutant in place), never shared
+  rm -rf "$SRC"
+  SRC=$(mktemp -d "$WORK/src.XXXXXX")
+  (cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$SRC")
+  cd "$SRC"
   tests=${TESTS[$module]:?"no tests mapped for $module"}
   name=${module//\//.}
   cfg=$WORK/$name.toml
@@ -90,7 +94,8 @@ with sqlite3.connect(sys.argv[1]) as db:
 PY
   fi
   echo "== $module: $tests"
-  cosmic-ray exec "$cfg" "$db"
+  # MUTATION_BUDGET: seconds per module (0: no limit); what is left stays pending
+  timeout "${MUTATION_BUDGET:-0}" cosmic-ray exec "$cfg" "$db" || echo "stopped after ${MUTATION_BUDGET}s"
   cr-report "$db" --show-pending >"$WORK/$name.txt" || true
   tail -n 3 "$WORK/$name.txt"
 done
