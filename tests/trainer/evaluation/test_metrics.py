@@ -157,10 +157,11 @@ def test_integer_masks_count_every_nonzero_pixel():
 
 
 def test_mask_metrics_equal_the_single_metrics_when_fp_and_fn_differ():
-    p, g = _square(size=20), _square(top=15, left=13, size=12)  # |P| = 400, |G| = 144
+    p, g = _square(size=20), _square(top=22, left=13, size=12)  # |P| = 400, |G| = 144
+    tp = int((p & g).sum())
+    assert 0 < tp and p.sum() - tp != g.sum() - tp > 0, "false positives and negatives, unequal"
     m = mask_metrics(p, g)
     assert (m.dice, m.iou, m.precision, m.recall) == (dice(p, g), iou(p, g), precision(p, g), recall(p, g))
-    tp = int((p & g).sum())
     assert m.recall == tp / g.sum() and m.precision == tp / p.sum()
     assert m.hd95 == hd95(p, g) and m.hd95_unit == "px"
     assert mask_metrics(p, g, (0.5, 0.5)).hd95_unit == "mm"
