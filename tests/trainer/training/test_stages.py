@@ -66,7 +66,7 @@ def test_stage1_extra_loss_is_weighted_regulariser_and_is_in_the_step_loss(tmp_p
     reg = orthogonal_regularizer(model)
     assert float(reg.detach()) > 0
     extra = hooks.extra_loss(model)
-    assert float(extra) == pytest.approx(0.05 * float(reg), rel=1e-6)
+    assert float(extra.detach()) == pytest.approx(0.05 * float(reg.detach()), rel=1e-6)
 
     seg_losses = []
     real = loop_module.segmentation_loss
