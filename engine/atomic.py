@@ -64,6 +64,10 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             if child.is_file():
                 with open(child, "rb+") as handle:
                     os.fsync(handle.fileno())
+        # the new folder's own entries (its files' names) must reach the disk before the
+        # rename publishes it, or a power cut can leave a folder with files missing
+        for folder in [tmp, *(d for d in tmp.rglob("*") if d.is_dir())]:
+            fsync_dir(folder)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"

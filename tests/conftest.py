@@ -11,13 +11,62 @@ import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA_ROOT.is_dir():  # CI clones main beside shared/
-    DATA_ROOT = Path(os.environ.get("LUNGSAM_DATA", "/work/shared/data"))
+pytest_plugins = ["pytester"]  # tests/test_missing_data.py runs pytest on a fake checkout
+
+
+
+def _data_root() -> Path:
+    """``$LUNGSAM_DATA`` if set, else ``shared/data`` beside the checkout (CI clones main
+    beside shared/), else ``/work/shared/data``."""
+    if os.environ.get("LUNGSAM_DATA"):
+        return Path(os.environ["LUNGSAM_DATA"])
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return beside if beside.is_dir() else Path("/work/shared/data")
+
+
+DATA_ROOT = _data_root()
+MISSING_DATA = "shared data missing"  # every skip for absent data starts with this
+
+
+def in_ci() -> bool:
+    """CI sets ``CI`` (GitHub, GitLab: ``CI=true``); empty, ``0`` and ``false`` mean not CI."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_data(path: Path, what: str = "") -> Path:
+    """``path`` if it exists. Otherwise the test fails in CI (a checkout without the data
+    must not report green) and is skipped elsewhere, with the reason in the summary."""
+    if path.exists():
+        return path
+    reason = f"{MISSING_DATA}: {path} not found{f' ({what})' if what else ''}; set LUNGSAM_DATA"
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: tests that need the data fail instead of skipping)",
+                    pytrace=False)
+    pytest.skip(reason)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Name the tests skipped for missing data, so a green run without data says so."""
+    missing = []
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        if MISSING_DATA in reason:
+            missing.append((report.nodeid, reason.removeprefix("Skipped: ")))
+    if not missing:
+        return
+    terminalreporter.section("skipped: shared data missing", sep="=", yellow=True, bold=True)
+    terminalreporter.line(
+        f"{len(missing)} tests did not run because the data they need is absent "
+        f"(LUNGSAM_DATA={DATA_ROOT}); with CI set they fail instead:"
+    )
+    for reason in sorted({r for _, r in missing}):
+        count = sum(1 for _, r in missing if r == reason)
+        terminalreporter.line(f"  {count:4d} x {reason}")
 
 
 @pytest.fixture
@@ -58,16 +107,14 @@ def loaded_tiny(tiny_sam):
 @pytest.fixture
 def cxr_dir() -> Path:
     path = DATA_ROOT / "covidqu_ex" / "val"
-    if not (path / "images").is_dir():
-        pytest.skip("shared CXR data not available")
+    require_data(path / "images", "COVID-QU-Ex val images")
     return path
 
 
 @pytest.fixture
 def gb_dir() -> Path:
     path = DATA_ROOT / "covid_chestxray_gb"
-    if not (path / "images").is_dir():
-        pytest.skip("shared CXR data not available")
+    require_data(path / "images", "covid-chestxray GB images")
     return path
 
 

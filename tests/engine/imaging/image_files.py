@@ -22,8 +22,8 @@ from engine.imaging import (
     load_image,
     load_image_bytes,
 )
+from tests.conftest import DATA_ROOT as DATA
 
-DATA = Path("/work/shared/data")
 COVIDQU_DIR = DATA / "covidqu_ex" / "val" / "images"
 RGBA_PNG = DATA / "covid_chestxray_gb" / "images" / "23E99E2E-447C-46E5-8EB2-D35D12473C39.png"
 RAMP12 = (np.arange(48 * 64).reshape(48, 64) * 4095 // (48 * 64 - 1)).astype(np.uint16)

@@ -20,6 +20,7 @@ from engine.imaging import (
     load_image,
     load_image_bytes,
 )
+from tests.conftest import require_data
 from tests.engine.imaging.image_files import (
     COVIDQU_DIR,
     RGBA_PNG,
@@ -216,9 +217,9 @@ def test_size_limit_names_the_size() -> None:
 
 
 def test_real_covidqu_png_loads(tmp_path: Path) -> None:
-    files = sorted(COVIDQU_DIR.glob("*.png")) if COVIDQU_DIR.is_dir() else []
-    if not files:
-        pytest.skip(f"{COVIDQU_DIR} is not available")
+    require_data(COVIDQU_DIR, "COVID-QU-Ex val images")
+    files = sorted(COVIDQU_DIR.glob("*.png"))
+    assert files, f"{COVIDQU_DIR} holds no PNG"
     source = files[0]  # e.g. "Normal (10233).png": spaces and parentheses in the name
     expected = np.asarray(Image.open(source).convert("L"))
     image = load_image(source)
@@ -230,8 +231,7 @@ def test_real_covidqu_png_loads(tmp_path: Path) -> None:
 
 
 def test_real_rgba_png_loads_as_grey() -> None:
-    if not RGBA_PNG.is_file():
-        pytest.skip(f"{RGBA_PNG} is not available")
+    require_data(RGBA_PNG, "an RGBA PNG of covid-chestxray GB")
     rgba = np.asarray(Image.open(RGBA_PNG))
     assert rgba.shape[2] == 4
     image = load_image(RGBA_PNG)

@@ -120,3 +120,48 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+# -- found by mutation testing (tools/mutation.sh) --------------------------------------------
+
+
+def _reference_hd95(p: np.ndarray, g: np.ndarray, spacing=(1.0, 1.0)) -> float:
+    """Brute force on the whole array: every boundary pixel to every other mask's boundary."""
+    pb, gb = np.argwhere(boundary(p)) * spacing, np.argwhere(boundary(g)) * spacing
+    d = np.sqrt(((pb[:, None, :] - gb[None, :, :]) ** 2).sum(-1))
+    return float(np.percentile(np.concatenate([d.min(1), d.min(0)]), 95))
+
+
+def test_hd95_equals_brute_force_on_blobs_reaching_every_edge_of_their_box():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:40, :36]
+    for _ in range(6):
+        blobs = []
+        for _ in range(2):
+            cy, cx, ry, rx = rng.uniform(10, 26), rng.uniform(10, 24), rng.uniform(3, 9), rng.uniform(3, 9)
+            blobs.append(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1)
+        p, g = blobs
+        g[int(g.nonzero()[0].max()) + 1 :, :][:1, 5:7] = True  # a spur under g's lowest row
+        for spacing in (None, (0.5, 2.0)):
+            expected = _reference_hd95(p, g, spacing or (1.0, 1.0))
+            assert hd95(p, g, spacing) == pytest.approx(expected, rel=1e-9), spacing
+
+
+def test_integer_masks_count_every_nonzero_pixel():
+    p, g = _square(), _square(top=14, left=12)
+    for dtype, on in ((np.uint8, 1), (np.uint8, 255), (np.int32, 1), (np.float32, 0.5)):
+        pi, gi = p.astype(dtype) * dtype(on), g.astype(dtype) * dtype(on)
+        assert dice(pi, gi) == dice(p, g) and iou(pi, gi) == iou(p, g), (dtype, on)
+        assert mask_metrics(pi, gi).as_dict() == mask_metrics(p, g).as_dict()
+    assert dice(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)) == 1.0
+
+
+def test_mask_metrics_equal_the_single_metrics_when_fp_and_fn_differ():
+    p, g = _square(size=20), _square(top=22, left=13, size=12)  # |P| = 400, |G| = 144
+    tp = int((p & g).sum())
+    assert 0 < tp and p.sum() - tp != g.sum() - tp > 0, "false positives and negatives, unequal"
+    m = mask_metrics(p, g)
+    assert (m.dice, m.iou, m.precision, m.recall) == (dice(p, g), iou(p, g), precision(p, g), recall(p, g))
+    assert m.recall == tp / g.sum() and m.precision == tp / p.sum()
+    assert m.hd95 == hd95(p, g) and m.hd95_unit == "px"
+    assert mask_metrics(p, g, (0.5, 0.5)).hd95_unit == "mm"

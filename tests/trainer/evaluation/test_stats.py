@@ -72,3 +72,47 @@ def test_rows_pair_by_name_and_nan_pairs_are_left_out():
 def test_paired_test_of_nothing_says_so():
     r = paired_test(np.array([]), np.array([]))
     assert r["n"] == 0 and r["p_wilcoxon"] is None and r["note"]
+
+
+# -- found by mutation testing (tools/mutation.sh) --------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 3, 25])
+def test_ci95_is_the_t_interval_of_the_mean_difference(n):
+    from scipy import stats
+
+    rng = np.random.default_rng(n)
+    a = rng.uniform(0.8, 0.95, n)
+    b = a + rng.normal(0.01, 0.02, n)
+    r = paired_test(a, b)
+    expected = stats.ttest_1samp(b - a, 0.0).confidence_interval(0.95)
+    assert r["ci95"] == pytest.approx([expected.low, expected.high], rel=1e-9)
+    assert r["ci95"][0] < r["mean_diff"] < r["ci95"][1]
+
+
+def test_one_pair_has_no_interval():
+    r = paired_test(np.array([0.5]), np.array([0.7]))
+    assert r["n"] == 1 and r["ci95"] is None and r["mean_diff"] == pytest.approx(0.2)
+
+
+def test_format_marks_only_significant_metrics_and_prints_both_bounds():
+    rng = np.random.default_rng(1)
+    dice = rng.uniform(0.85, 0.95, 40)
+    hd = rng.uniform(3, 10, 40)
+    noise = rng.normal(0, 0.5, 40)
+    cmp = compare_results(_result(dice, hd), _result(dice + 0.01 + rng.normal(0, 0.002, 40), hd + noise - noise.mean()))
+    assert cmp["metrics"]["dice"]["significant"] and not cmp["metrics"]["hd95"]["significant"]
+    rows = {line.split()[0]: line for line in format_comparison(cmp).splitlines()[2:] if line.split()}
+    assert rows["dice"].endswith(" *") and not rows["hd95"].endswith("*")
+    low, high = cmp["metrics"]["dice"]["ci95"]
+    assert f"[{low:+.4f}, {high:+.4f}]" in rows["dice"] and low != high
+
+
+@pytest.mark.parametrize("names_b", [["x", "y"], ["x", "y", "z", "w"]])
+def test_format_reports_images_unpaired_on_either_side(names_b):
+    names_a = ["x", "y", "z"]
+    a = _result(np.array([0.9, 0.8, 0.7]), np.array([1.0, 2.0, 3.0]), names_a)
+    b = _result(np.array([0.9, 0.85, 0.6, 0.5])[: len(names_b)], np.array([1.0, 2.0, 3.0, 4.0])[: len(names_b)], names_b)
+    text = format_comparison(compare_results(a, b))
+    only_a, only_b = len(set(names_a) - set(names_b)), len(set(names_b) - set(names_a))
+    assert f"unpaired images left out: {only_a} only in a, {only_b} only in b" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from safetensors import safe_open
@@ -11,6 +12,8 @@ from engine.models import load_model
 from trainer.evaluation import evaluate_model
 from trainer.training import TrainRequest, read_events, run_stage
 
+SHIPPED_BASE = Path(__file__).resolve().parents[3] / "resources" / "models" / "lungsam-compact-base"
+
 
 def request(stage, data, out, model=None, epochs=2, **kw):
     return TrainRequest(stage=stage, data=data, val=data, out=out, model=model, epochs=epochs,
@@ -18,8 +21,9 @@ def request(stage, data, out, model=None, epochs=2, **kw):
 
 
 def test_stage1_stage2_int8_export_and_eval(small_set, tmp_path):
-    run_stage(request("base", small_set, tmp_path / "base", arch="tiny", epochs=2))
-    run_stage(request("stage1", small_set, tmp_path / "s1", model=str(tmp_path / "base" / "best"), epochs=3))
+    """From the shipped FP32 base (Dice ~0.97), so "INT8 within 0.01 of FP32" compares two
+    useful models; a short run (8 images, 2 steps a stage) keeps it within CI time."""
+    run_stage(request("stage1", small_set, tmp_path / "s1", model=str(SHIPPED_BASE), epochs=1))
     run_stage(request("stage2", small_set, tmp_path / "s2", model=str(tmp_path / "s1" / "best"), epochs=1))
 
     s1 = load_model(tmp_path / "s1" / "best")
@@ -32,6 +36,7 @@ def test_stage1_stage2_int8_export_and_eval(small_set, tmp_path):
     int8_dir = tmp_path / "s2" / "int8"
     int8 = load_model(int8_dir)
     assert int8.is_int8
+    assert int8.meta["merged_adapter"]["rank_pattern"] == pattern, "INT8 keeps Stage 1's pruning"
     with safe_open(str(int8_dir / "weights.safetensors"), "pt") as f:
         dtypes = {k: str(f.get_slice(k).get_dtype()) for k in f.keys()}
     assert any(k.endswith("weight_int8") and v == "I8" for k, v in dtypes.items())
@@ -41,10 +46,16 @@ def test_stage1_stage2_int8_export_and_eval(small_set, tmp_path):
     fp32 = evaluate_model(s1, small_set, device="cpu")
     quant = evaluate_model(int8, small_set, device="cpu")
     assert fp32.summary["n"] == quant.summary["n"] == 8
-    delta = abs(fp32.summary["metrics"]["dice"]["mean"] - quant.summary["metrics"]["dice"]["mean"])
-    assert delta < 0.02
+    fp32_dice = fp32.summary["metrics"]["dice"]["mean"]
+    quant_dice = quant.summary["metrics"]["dice"]["mean"]
+    assert fp32_dice > 0.9 and quant_dice > 0.9, "both models are good enough for the comparison to mean something"
+    delta = abs(fp32_dice - quant_dice)
+    print(f"pipeline from the shipped base: FP32 Dice {fp32_dice:.6f}, INT8 Dice {quant_dice:.6f}, delta {delta:.6f}")
+    assert delta < 0.01
     summary = json.loads((tmp_path / "s2" / "summary.json").read_text())
     assert summary["int8_model"].endswith("int8") and summary["trainable_params"] > 0
+    n_lambda = sum(len(mask) for mask in pattern.values())
+    assert summary["trainable_params"] == n_lambda, "Stage 2 trains exactly the Lambda entries"
 
 
 def test_stage2_refuses_a_model_without_adapters(small_set, tmp_path):
