@@ -94,7 +94,10 @@ class _Int8Base(nn.Module):
         return value
 
     def float_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The dequantised weight ``q * scale`` (cached)."""
+        """The dequantised weight ``q * scale`` (cached; traced as int8 -> float in an ONNX
+        export, so the file keeps the int8 weight and ONNX Runtime folds the cast at load)."""
+        if torch.onnx.is_in_onnx_export():
+            return dequantize(self.weight_int8, self.weight_scale).to(dtype)
         return self._cached("float", lambda: dequantize(self.weight_int8, self.weight_scale), dtype)
 
     def _bias_as(self, dtype: torch.dtype) -> torch.Tensor | None:
@@ -150,7 +153,10 @@ class Int8Linear(_Int8Base):
         if not self.uses_int_mm(x):
             # Same formula as FakeQuantLinear: grid values as floats, then rescale.
             q, s = quantize_per_token(x2)
-            q_w = self._cached("grid", lambda: self.weight_int8, torch.float32)
+            if torch.onnx.is_in_onnx_export():  # int8 in the file, cast folded at load
+                q_w = self.weight_int8.float()
+            else:
+                q_w = self._cached("grid", lambda: self.weight_int8, torch.float32)
             out = int8_linear_reference(q.float(), s, q_w, self.weight_scale, self.bias)
             return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
         # quantize_per_token without its clamp: |x / s| <= 127 (+1 ulp) by construction, so the
