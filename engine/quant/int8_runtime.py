@@ -4,11 +4,13 @@
 FP32 ``bias``. On the CPU it quantises each input row on the fly (dynamic symmetric per-token,
 :func:`engine.quant.qat.quantize_per_token`), multiplies INT8 x INT8 -> INT32 with
 ``torch._int_mm`` and rescales by ``s_row * scale_W``, then adds the bias. ``torch._int_mm`` on
-the CPU takes any 2-D shape (no multiple-of-8 or ``m > 16`` rule as on CUDA, checked down to
-1 x 5 x 3), so nothing is padded. Elsewhere (CUDA, or ``kernel="float"``) the same formula runs
-as a float matmul of the integer grid values (weight grid cached once per device), which is
-what :class:`engine.quant.qat.FakeQuantLinear` computes: integer sums are exact in FP32 below 2^24,
-so fake-quant, CPU runtime and float path agree bit for bit in practice.
+the CPU takes any 2-D shape (checked down to 1 x 5 x 3), so nothing is padded there; on CUDA
+(cuBLASLt: more than 16 rows, inner and output sizes multiples of 8) activation and weight are
+zero-padded and the result cut back (:mod:`engine.quant.int_mm`), which changes no integer sum.
+With ``kernel="float"`` (and inside an ONNX export) the same formula runs as a float matmul of
+the integer grid values (weight grid cached once per device), which is what
+:class:`engine.quant.qat.FakeQuantLinear` computes: integer sums are exact in FP32 below 2^24,
+so fake-quant, integer kernel and float path agree bit for bit in practice.
 
 Conv2d / ConvTranspose2d layers store INT8 too but dequantise their weight once (cached per
 device and dtype) and convolve in float; their inputs are not quantised (weight-only INT8,
@@ -43,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.modules import set_submodule
+from engine.quant.int_mm import int_mm, needs_padding, pad_weight_t
 from engine.quant.qat import (
     dequantize,
     int8_linear_reference,
@@ -52,6 +55,8 @@ from engine.quant.qat import (
 )
 
 KERNELS = ("auto", "int", "float")
+#: Devices where ``torch._int_mm`` runs (CUDA through :mod:`engine.quant.int_mm`'s padding).
+INT_MM_DEVICES = ("cpu", "cuda")
 
 
 def _invalidate_after_load(module: _Int8Base, _incompatible_keys: object) -> None:
@@ -116,8 +121,8 @@ class _Int8Base(nn.Module):
 class Int8Linear(_Int8Base):
     """INT8 ``nn.Linear`` replacement. Input ``(..., in_features)`` -> ``(..., out_features)``.
 
-    ``kernel``: ``"auto"`` (integer kernel on the CPU, float path elsewhere), ``"int"``
-    (CPU only) or ``"float"`` (the device-agnostic path, also on the CPU). Both give the same
+    ``kernel``: ``"auto"`` (integer kernel on the CPU and on CUDA, float path elsewhere),
+    ``"int"`` (CPU or CUDA) or ``"float"`` (the device-agnostic path). All give the same
     numbers; the module docstring has the timings behind ``"auto"``.
     """
 
@@ -142,10 +147,10 @@ class Int8Linear(_Int8Base):
         return module
 
     def uses_int_mm(self, x: torch.Tensor) -> bool:
-        """Whether ``forward(x)`` runs the integer kernel (``"auto"``: on the CPU)."""
-        if self.kernel == "int" and x.device.type != "cpu":
-            raise RuntimeError("kernel='int' needs a CPU tensor (torch._int_mm on CUDA has shape rules)")
-        return self.kernel != "float" and x.device.type == "cpu"
+        """Whether ``forward(x)`` runs the integer kernel (``"auto"``: on the CPU and CUDA)."""
+        if self.kernel == "int" and x.device.type not in INT_MM_DEVICES:
+            raise RuntimeError(f"kernel='int' needs a CPU or CUDA tensor, not {x.device.type}")
+        return self.kernel != "float" and x.device.type in INT_MM_DEVICES
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -164,8 +169,13 @@ class Int8Linear(_Int8Base):
         # (each can stall on a busy machine).
         s = token_scale(x2)
         q = torch.div(x2.float(), s).round_().to(torch.int8)
-        w_t = self._cached("int_t", lambda: self.weight_int8.t().contiguous(), torch.int8)
-        acc = torch._int_mm(q, w_t)
+        pad = needs_padding(x.device)
+        if pad:  # CUDA: K' x N' column-major, zero-padded to multiples of 8
+            w_t = self._cached("int_t_padded", lambda: pad_weight_t(self.weight_int8), torch.int8)
+            acc = int_mm(q, w_t, self.out_features)
+        else:
+            w_t = self._cached("int_t", lambda: self.weight_int8.t().contiguous(), torch.int8)
+            acc = torch._int_mm(q, w_t)
         scale = s * self.weight_scale
         out = torch.mul(acc, scale) if self.bias is None else torch.addcmul(self.bias, acc, scale)
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
