@@ -34,6 +34,21 @@ the 9.5 s of proj/MLP matmuls become 1.5 s of ``_int_mm`` plus ~1.9 s of quantis
 attention (rel-pos bias add ~9 s, bmm 7.4 s, softmax 3 s) is untouched and bounds the speed-up
 at ~1.6x even with free Linear layers, so the larger gain ONNX Runtime shows in
 measurements.md cannot come from INT8 Linear layers alone.
+
+Profiled again for issue 18 (torch.profiler, shipped INT8 encoder, 256 px, 1 thread, a busy
+machine, per encoder run): FP32 qkv ``addmm`` 18 ms, copies 14 ms (242 per run: window
+partition/unpartition and head permutes in segment-anything's attention, the int8 cast and the
+int32 -> float promotion of each INT8 layer), ``_int_mm`` 12 ms, attention ``bmm`` 10 ms, convs
+15 ms (patch embedding and neck; on a quiet machine 0.8 + 2.9 ms, the same in FP32), GELU 5.5
+ms, the quantising ``div`` 4 ms. Per 256 x 768 layer (quiet, 1 thread) quantise costs ~80 us
+(``abs().amax()`` 31 us, ``div``/``round_``/int8 47 us) and rescale 11 us against 175 us of
+``_int_mm``; ``linalg.vector_norm(inf)`` and ``aminmax`` give the same scale bit for bit but
+take 13-17x longer than ``abs().amax()``, so the formula stays. The rest is FP32 by design
+(qkv carries the AdaLoRA adapters; attention, softmax, GELU, LayerNorm, the convs' float
+inputs): running it faster in another precision or through another library's kernels changes
+the rounding Stage 2 trained with, and INT8 masks would no longer equal the fake-quant's
+(ONNX Runtime running the same INT8 graph differs by up to 0.016 in the embedding, from float
+rounding only, and its masks reach Dice 0.9988-0.9997 against ours).
 """
 
 from __future__ import annotations
