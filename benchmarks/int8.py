@@ -7,12 +7,20 @@ temporary directory, loads both back as the app does and times them interleaved 
     python benchmarks/int8.py --arch compact --repeats 20
     python benchmarks/int8.py --arch vit_b --repeats 1 --warmup 0
     python benchmarks/int8.py --model /root/lungsam-runs/compact-base/best --image cxr.png
+    python benchmarks/int8.py --model resources/models/lungsam-compact-base --threads 2 --json F
+
+With onnxruntime installed (``pip install 'lungsam[onnx]'``) the encoder table gains ONNX
+Runtime columns, timed in the same interleaved loop: ``ort_fp32`` (the FP32 model exported by
+``lungsam export-onnx``), ``ort_int8`` (that file through ONNX Runtime's ``quantize_dynamic``,
+QInt8 weights) and ``ort_ours`` (our INT8 model exported: our numerics as float ONNX ops).
+``--json FILE`` writes the medians (``*_ms``) and minima (``*_min_ms``) of every column.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import tempfile
 import time
@@ -39,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--box-repeats", type=int, default=50, help="timed box-to-mask calls per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed encoder runs per model first")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="write the measured figures (ms) to this file")
+    parser.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime columns")
     return parser.parse_args(argv)
 
 
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         size = {k: (p / "weights.safetensors").stat().st_size for k, p in folders.items()}
         models = {k: load_model_folder(folders[k]) for k in ("fp32", "int8")}
+        ort = {} if args.no_ort else ort_sessions(models, Path(tmp), args.threads)
 
     image = synthetic_cxr() if args.image is None else _load(args.image)
     box = np.array([0.1 * image.shape[1], 0.15 * image.shape[0], 0.9 * image.shape[1], 0.88 * image.shape[0]])
@@ -127,8 +138,14 @@ def main(argv: list[str] | None = None) -> None:
                 features[key] = models[key].sam.image_encoder(prepared.tensor)
         return run
 
-    enc = interleaved({k: encoder(k) for k in models}, args.repeats, args.warmup)
+    encoders = {k: encoder(k) for k in models}
+    x = prepared.tensor.numpy()
+    for key, ort_model in ort.items():
+        encoders[key] = (lambda m: lambda: m.embed_tensor(x))(ort_model)
+    enc = interleaved(encoders, args.repeats, args.warmup)
     report("image encoder", enc)
+    for key in ort:
+        report_one(f"  {key}", enc, key)
 
     predictors = {}
     for key, model in models.items():
@@ -146,6 +163,16 @@ def main(argv: list[str] | None = None) -> None:
 
     dec = interleaved({k: box_to_mask(k) for k in models}, args.box_repeats, 2)
     report("box-to-mask", dec)
+    if args.json is not None:
+        figures = {"threads": args.threads, "arch": config.name, "origin": origin, "torch": torch.__version__}
+        for prefix, times in (("", enc), ("box_", dec)):
+            for key, values in times.items():
+                name = key if not prefix else key.replace("fp32", "fp32_box").replace("int8", "int8_box")
+                figures[f"{name}_ms"] = round(statistics.median(values) * 1e3, 3)
+                figures[f"{name}_min_ms"] = round(min(values) * 1e3, 3)
+        figures["file_fp32_bytes"], figures["file_int8_bytes"] = size["fp32"], size["int8"]
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
     fake = copy.deepcopy(base)
     insert_fake_quant(fake)
@@ -159,6 +186,35 @@ def main(argv: list[str] | None = None) -> None:
         f"INT8 vs FP32 {dice(int8_mask, results['fp32'].masks[0, 0]):.4f}; "
         f"max |low-res logit| diff INT8 vs fake-quant "
         f"{np.abs(results['int8'].low_res_logits - fq_result.low_res_logits).max():.2e}"
+    )
+
+
+def ort_sessions(models: dict[str, LoadedModel], tmp: Path, threads: int) -> dict:
+    """ONNX Runtime models for the encoder columns (empty, with a note, without onnxruntime)."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from engine.onnx_export import OnnxModel, export_onnx
+    except ImportError:
+        print("onnxruntime not installed: no ONNX Runtime columns (pip install 'lungsam[onnx]')")
+        return {}
+    export_onnx(models["fp32"], tmp / "ort_fp32")
+    export_onnx(models["int8"], tmp / "ort_ours")
+    dynamic = tmp / "ort_int8"
+    dynamic.mkdir()
+    for f in (tmp / "ort_fp32").iterdir():
+        if f.suffix == ".onnx":
+            quantize_dynamic(f, dynamic / f.name, weight_type=QuantType.QInt8)
+        else:
+            (dynamic / f.name).write_bytes(f.read_bytes())
+    return {k: OnnxModel(tmp / k, threads=threads) for k in ("ort_fp32", "ort_int8", "ort_ours")}
+
+
+def report_one(label: str, times: dict[str, list[float]], key: str) -> None:
+    value, fp32, int8 = (statistics.median(times[k]) for k in (key, "fp32", "int8"))
+    print(
+        f"{label:<14} {ms(value):>10}   torch FP32 / it {fp32 / value:.2f}x   it / our INT8 "
+        f"{value / int8:.2f}x   (min {ms(min(times[key]))})"
     )
 
 

@@ -95,3 +95,20 @@ def test_base_stage1_with_a_style_stage2_and_int8_eval_on_cuda(tmp_path):
     on_cpu = evaluate_model(load_model(tmp_path / "s2" / "int8"), data, device="cpu", style="wide")
     assert on_gpu.summary["n"] == 12
     assert abs(on_gpu.summary["metrics"]["dice"]["mean"] - on_cpu.summary["metrics"]["dice"]["mean"]) < 0.01
+
+
+def test_int8_linear_uses_padded_int_mm_on_cuda_and_matches_the_cpu(monkeypatch):
+    """Real integer kernels on CUDA: torch._int_mm is called (padded to its shape rules) and
+    the INT32 sums equal the CPU's, so outputs agree to float rounding of the rescale."""
+    from engine.quant import Int8Linear
+
+    calls = []
+    real = torch._int_mm
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: calls.append((a.shape, a.device.type)) or real(a, b))
+    torch.manual_seed(0)
+    layer = Int8Linear.from_float(torch.nn.Linear(45, 21))
+    x = torch.randn(3, 5, 45)
+    expected = layer(x)
+    got = layer.to("cuda")(x.cuda()).cpu()
+    assert calls[-1] == (torch.Size([17, 48]), "cuda")
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

@@ -12,6 +12,7 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     from app.cli.eval import add_eval_parsers
+    from app.cli.export_onnx import add_export_onnx_parser
     from app.cli.gui import add_gui_parser
     from app.cli.segment import add_segment_parsers
     from app.cli.train import add_train_parser
@@ -19,13 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lungsam",
         description="Lung segmentation on chest X-rays with a compressed Segment Anything model: "
-        "annotate (gui), segment from boxes, fine-tune (train), evaluate and report.",
+        "annotate (gui), segment from boxes, fine-tune (train), evaluate and report, export to ONNX.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     add_segment_parsers(sub)
     add_train_parser(sub)
     add_gui_parser(sub)
     add_eval_parsers(sub)
+    add_export_onnx_parser(sub)
     return parser
 
 

@@ -170,6 +170,15 @@ class WindowCommands:
         for preset in PRESETS:
             menu.addAction(preset.name, lambda k=preset.key: self.set_window_preset(k))
 
+    def on_compare_models(self) -> None:
+        from app.gui.compare import DEFAULT_A, CompareWindow
+
+        window = CompareWindow(DEFAULT_A, self.model_spec, self.device)
+        if self.image is not None:
+            window.set_image(self.image.pixels)
+        window.show()
+        self._dialogs.append(window)  # closed (threads stopped) with the main window
+
     def on_shortcuts(self) -> None:
         dialog = ShortcutsDialog(self)
         dialog.show()

@@ -56,6 +56,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("opacity_up", "More opaque", (".",), "View"),
     ActionSpec("opacity_down", "More transparent", (",",), "View"),
     ActionSpec("window_preset", "Next &window preset", ("W",), "View", "Cycle DICOM/16-bit window presets"),
+    ActionSpec("compare_models", "&Compare models", (), "View",
+               "Two models side by side on this image and the same live box (default: FP32 base vs the current model)"),
     ActionSpec("toggle_trainer", "&Trainer pane", ("Ctrl+T",), "View", "Fine-tune on the corrected masks, then use the new model", True),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
     ActionSpec("about", "&About LungSAM", (), "Help"),

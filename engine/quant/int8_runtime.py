@@ -4,11 +4,13 @@
 FP32 ``bias``. On the CPU it quantises each input row on the fly (dynamic symmetric per-token,
 :func:`engine.quant.qat.quantize_per_token`), multiplies INT8 x INT8 -> INT32 with
 ``torch._int_mm`` and rescales by ``s_row * scale_W``, then adds the bias. ``torch._int_mm`` on
-the CPU takes any 2-D shape (no multiple-of-8 or ``m > 16`` rule as on CUDA, checked down to
-1 x 5 x 3), so nothing is padded. Elsewhere (CUDA, or ``kernel="float"``) the same formula runs
-as a float matmul of the integer grid values (weight grid cached once per device), which is
-what :class:`engine.quant.qat.FakeQuantLinear` computes: integer sums are exact in FP32 below 2^24,
-so fake-quant, CPU runtime and float path agree bit for bit in practice.
+the CPU takes any 2-D shape (checked down to 1 x 5 x 3), so nothing is padded there; on CUDA
+(cuBLASLt: more than 16 rows, inner and output sizes multiples of 8) activation and weight are
+zero-padded and the result cut back (:mod:`engine.quant.int_mm`), which changes no integer sum.
+With ``kernel="float"`` (and inside an ONNX export) the same formula runs as a float matmul of
+the integer grid values (weight grid cached once per device), which is what
+:class:`engine.quant.qat.FakeQuantLinear` computes: integer sums are exact in FP32 below 2^24,
+so fake-quant, integer kernel and float path agree bit for bit in practice.
 
 Conv2d / ConvTranspose2d layers store INT8 too but dequantise their weight once (cached per
 device and dtype) and convolve in float; their inputs are not quantised (weight-only INT8,
@@ -32,6 +34,21 @@ the 9.5 s of proj/MLP matmuls become 1.5 s of ``_int_mm`` plus ~1.9 s of quantis
 attention (rel-pos bias add ~9 s, bmm 7.4 s, softmax 3 s) is untouched and bounds the speed-up
 at ~1.6x even with free Linear layers, so the larger gain ONNX Runtime shows in
 measurements.md cannot come from INT8 Linear layers alone.
+
+Profiled again for issue 18 (torch.profiler, shipped INT8 encoder, 256 px, 1 thread, a busy
+machine, per encoder run): FP32 qkv ``addmm`` 18 ms, copies 14 ms (242 per run: window
+partition/unpartition and head permutes in segment-anything's attention, the int8 cast and the
+int32 -> float promotion of each INT8 layer), ``_int_mm`` 12 ms, attention ``bmm`` 10 ms, convs
+15 ms (patch embedding and neck; on a quiet machine 0.8 + 2.9 ms, the same in FP32), GELU 5.5
+ms, the quantising ``div`` 4 ms. Per 256 x 768 layer (quiet, 1 thread) quantise costs ~80 us
+(``abs().amax()`` 31 us, ``div``/``round_``/int8 47 us) and rescale 11 us against 175 us of
+``_int_mm``; ``linalg.vector_norm(inf)`` and ``aminmax`` give the same scale bit for bit but
+take 13-17x longer than ``abs().amax()``, so the formula stays. The rest is FP32 by design
+(qkv carries the AdaLoRA adapters; attention, softmax, GELU, LayerNorm, the convs' float
+inputs): running it faster in another precision or through another library's kernels changes
+the rounding Stage 2 trained with, and INT8 masks would no longer equal the fake-quant's
+(ONNX Runtime running the same INT8 graph differs by up to 0.016 in the embedding, from float
+rounding only, and its masks reach Dice 0.9988-0.9997 against ours).
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.modules import set_submodule
+from engine.quant.int_mm import int_mm, needs_padding, pad_weight_t
 from engine.quant.qat import (
     dequantize,
     int8_linear_reference,
@@ -52,6 +70,8 @@ from engine.quant.qat import (
 )
 
 KERNELS = ("auto", "int", "float")
+#: Devices where ``torch._int_mm`` runs (CUDA through :mod:`engine.quant.int_mm`'s padding).
+INT_MM_DEVICES = ("cpu", "cuda")
 
 
 def _invalidate_after_load(module: _Int8Base, _incompatible_keys: object) -> None:
@@ -94,7 +114,10 @@ class _Int8Base(nn.Module):
         return value
 
     def float_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The dequantised weight ``q * scale`` (cached)."""
+        """The dequantised weight ``q * scale`` (cached; traced as int8 -> float in an ONNX
+        export, so the file keeps the int8 weight and ONNX Runtime folds the cast at load)."""
+        if torch.onnx.is_in_onnx_export():
+            return dequantize(self.weight_int8, self.weight_scale).to(dtype)
         return self._cached("float", lambda: dequantize(self.weight_int8, self.weight_scale), dtype)
 
     def _bias_as(self, dtype: torch.dtype) -> torch.Tensor | None:
@@ -113,8 +136,8 @@ class _Int8Base(nn.Module):
 class Int8Linear(_Int8Base):
     """INT8 ``nn.Linear`` replacement. Input ``(..., in_features)`` -> ``(..., out_features)``.
 
-    ``kernel``: ``"auto"`` (integer kernel on the CPU, float path elsewhere), ``"int"``
-    (CPU only) or ``"float"`` (the device-agnostic path, also on the CPU). Both give the same
+    ``kernel``: ``"auto"`` (integer kernel on the CPU and on CUDA, float path elsewhere),
+    ``"int"`` (CPU or CUDA) or ``"float"`` (the device-agnostic path). All give the same
     numbers; the module docstring has the timings behind ``"auto"``.
     """
 
@@ -139,10 +162,10 @@ class Int8Linear(_Int8Base):
         return module
 
     def uses_int_mm(self, x: torch.Tensor) -> bool:
-        """Whether ``forward(x)`` runs the integer kernel (``"auto"``: on the CPU)."""
-        if self.kernel == "int" and x.device.type != "cpu":
-            raise RuntimeError("kernel='int' needs a CPU tensor (torch._int_mm on CUDA has shape rules)")
-        return self.kernel != "float" and x.device.type == "cpu"
+        """Whether ``forward(x)`` runs the integer kernel (``"auto"``: on the CPU and CUDA)."""
+        if self.kernel == "int" and x.device.type not in INT_MM_DEVICES:
+            raise RuntimeError(f"kernel='int' needs a CPU or CUDA tensor, not {x.device.type}")
+        return self.kernel != "float" and x.device.type in INT_MM_DEVICES
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -150,7 +173,10 @@ class Int8Linear(_Int8Base):
         if not self.uses_int_mm(x):
             # Same formula as FakeQuantLinear: grid values as floats, then rescale.
             q, s = quantize_per_token(x2)
-            q_w = self._cached("grid", lambda: self.weight_int8, torch.float32)
+            if torch.onnx.is_in_onnx_export():  # int8 in the file, cast folded at load
+                q_w = self.weight_int8.float()
+            else:
+                q_w = self._cached("grid", lambda: self.weight_int8, torch.float32)
             out = int8_linear_reference(q.float(), s, q_w, self.weight_scale, self.bias)
             return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
         # quantize_per_token without its clamp: |x / s| <= 127 (+1 ulp) by construction, so the
@@ -158,8 +184,13 @@ class Int8Linear(_Int8Base):
         # (each can stall on a busy machine).
         s = token_scale(x2)
         q = torch.div(x2.float(), s).round_().to(torch.int8)
-        w_t = self._cached("int_t", lambda: self.weight_int8.t().contiguous(), torch.int8)
-        acc = torch._int_mm(q, w_t)
+        pad = needs_padding(x.device)
+        if pad:  # CUDA: K' x N' column-major, zero-padded to multiples of 8
+            w_t = self._cached("int_t_padded", lambda: pad_weight_t(self.weight_int8), torch.int8)
+            acc = int_mm(q, w_t, self.out_features)
+        else:
+            w_t = self._cached("int_t", lambda: self.weight_int8.t().contiguous(), torch.int8)
+            acc = torch._int_mm(q, w_t)
         scale = s * self.weight_scale
         out = torch.mul(acc, scale) if self.bias is None else torch.addcmul(self.bias, acc, scale)
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
