@@ -259,8 +259,8 @@ class MainWindow(WindowCommands, QMainWindow):
             session.restore(annotation.masks, annotation.prompts, annotation.kind == "corrected", annotation.version)
             session.model_name, session.model_hash = annotation.model_name, annotation.model_hash
         self.canvas.set_image(image.pixels)
-        self.windower = Windower(image) if image.raw is not None else None
-        self.window_level = image.window
+        self.windower = Windower(image)  # display only: the model keeps image.pixels
+        self.window_level = self.windower.file_window
         self.annotator.start(session, token)
         if self.model_info is not None:
             self.worker.post_embed(token, image.pixels)
@@ -321,7 +321,6 @@ class MainWindow(WindowCommands, QMainWindow):
     # -- window/level ----------------------------------------------------------------------
     def _window_dragged(self, dx: float, dy: float, final: bool) -> None:
         if self.windower is None:
-            self.statusBar().showMessage("window/level needs a DICOM or 16-bit image", 3000)
             return
         if self._wl_start is None:
             self._wl_start = self.window_level

@@ -55,7 +55,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_masks", "&Hide masks", ("H",), "View", checkable=True),
     ActionSpec("opacity_up", "More opaque", (".",), "View"),
     ActionSpec("opacity_down", "More transparent", (",",), "View"),
-    ActionSpec("window_preset", "Next &window preset", ("W",), "View", "Cycle DICOM/16-bit window presets"),
+    ActionSpec("window_preset", "Next &window preset", ("W",), "View", "Cycle window presets (auto 0.5-99.5 %, full, narrow, wide); display only"),
     ActionSpec("toggle_trainer", "&Trainer pane", ("Ctrl+T",), "View", "Fine-tune on the corrected masks, then use the new model", True),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
     ActionSpec("about", "&About LungSAM", (), "Help"),

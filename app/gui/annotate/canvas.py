@@ -42,11 +42,17 @@ class Canvas(QGraphicsView):
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
         self.setBackgroundBrush(QColor(24, 24, 28))
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Zoom anchoring is done by hand (zoom_by(anchor=...)): Qt's AnchorUnderMouse reads the
+        # last mouse-move scene point, which this view's own mouse handling never feeds it.
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
         self.setMouseTracking(True)
+        # No scroll bars: pan is middle/Space drag, and a bar appearing mid-zoom would shrink
+        # the viewport and shift the image under the cursor.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.image_item: ImageItem | None = None
         self.image_size: tuple[int, int] | None = None  # (H, W)
@@ -91,7 +97,9 @@ class Canvas(QGraphicsView):
         size = (int(pixels.shape[0]), int(pixels.shape[1]))
         new_size = size != self.image_size
         self.image_size = size
-        self.scene().setSceneRect(QRectF(0, 0, size[1], size[0]))
+        # A margin of one image size around it: the view can scroll (so zoom holds the point
+        # under the cursor) even while the image is narrower than the window.
+        self.scene().setSceneRect(QRectF(-size[1], -size[0], 3 * size[1], 3 * size[0]))
         if fit and new_size:
             self.fit()
 
@@ -172,10 +180,19 @@ class Canvas(QGraphicsView):
     def zoom(self) -> float:
         return float(self.transform().m11())
 
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the image point under viewport position ``anchor`` (default: the
+        viewport centre) where it is, so a wheel zoom never drifts away from the cursor."""
         self._fitted = False
+        if anchor is None:
+            anchor = QPointF(self.viewport().rect().center())
+        inverse, _ok = self.viewportTransform().inverted()
+        fixed = inverse.map(anchor)  # scene point under the anchor, sub-pixel exact
         target = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
         self.scale(target / self.zoom, target / self.zoom)
+        moved = self.viewportTransform().map(fixed) - anchor
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + round(moved.x()))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + round(moved.y()))
         self.zoom_changed.emit(self.zoom)
 
     def set_tool(self, tool: str) -> None:
@@ -281,7 +298,7 @@ class Canvas(QGraphicsView):
     def wheelEvent(self, event) -> None:  # noqa: ANN001, N802
         delta = event.angleDelta().y()
         if delta:
-            self.zoom_by(1.0015 ** delta)
+            self.zoom_by(1.0015 ** delta, event.position())
         event.accept()
 
     def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802

@@ -5,7 +5,8 @@ raw data is shifted once into a uint16 index image, and each new window is a 64 
 lookup table built with :func:`engine.imaging.loader.apply_window` itself, so the display matches the
 loader's pixels exactly. Non-integer data falls back to ``apply_window`` on the full array.
 The model keeps seeing the file's own window (``LoadedImage.pixels``); re-windowing only
-changes what is shown.
+changes what is shown. 8-bit images (PNG, JPEG, RGB too) are windowed from their own grey
+levels, so every image gets window/level and the auto percentile window.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ class Windower:
     """Re-windows one image's ``raw`` values; build once per image, call ``apply`` per drag."""
 
     def __init__(self, image: LoadedImage) -> None:
-        if image.raw is None or image.window is None:
-            raise ValueError("only high-bit-depth images (with raw values) can be re-windowed")
-        self.raw = image.raw
-        self.invert = image.invert
-        self.file_window = image.window
+        if image.raw is not None and image.window is not None:
+            self.raw, self.invert, self.file_window = image.raw, image.invert, image.window
+        else:
+            # 8-bit PNG/JPEG: the stored grey levels are the raw values and the identity window
+            # (0..255) reproduces them exactly, so washed-out exports can be windowed too.
+            self.raw = image.pixels.astype(np.float32)
+            self.invert, self.file_window = False, Window(127.5, 255.0)
         self.low, self.high = float(self.raw.min()), float(self.raw.max())
         self._index: np.ndarray | None | bool = False  # built on the first re-window
 
