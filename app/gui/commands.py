@@ -95,6 +95,12 @@ class WindowCommands:
     def on_tool_eraser(self, _checked: bool = True) -> None:
         self._tool("eraser")
 
+    def on_tool_pan(self, _checked: bool = True) -> None:
+        self._tool("pan")
+
+    def on_tool_window(self, _checked: bool = True) -> None:
+        self._tool("window")
+
     def on_brush_smaller(self) -> None:
         value = self.panel.brush.value()
         self.panel.brush.setValue(max(1, min(value - 1, round(value / 1.25))))

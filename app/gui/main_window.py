@@ -40,6 +40,7 @@ from app.gui.annotate import (
 from app.gui.commands import WindowCommands
 from app.gui.model_menu import ModelMenu
 from app.gui.status import StatusFields
+from app.gui.toolbar import build_toolbar
 from app.gui.trainer import install_trainer_dock
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage
@@ -88,6 +89,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.addDockWidget(area, dock)
         self.status = StatusFields(self.statusBar())
         self.actions, self.menus = build_menus(self)
+        self.toolbar = build_toolbar(self, self.actions)
         self._add_window_presets()
         self.model_menu = ModelMenu(self.menus["Model"], self)
         self.annotator = Annotator(self.canvas, self.worker)

@@ -41,6 +41,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_negative", "&Negative point", ("-",), "Tools", "Click outside the lung to remove it", True),
     ActionSpec("tool_brush", "B&rush", ("R",), "Tools", "Paint the current label", True),
     ActionSpec("tool_eraser", "&Eraser", ("E",), "Tools", "Erase the current label", True),
+    ActionSpec("tool_pan", "Pan / &zoom", ("Z",), "Tools", "Left drag pans, the wheel zooms around the cursor", True),
+    ActionSpec("tool_window", "&Window / level", ("L",), "Tools", "Left drag: right = wider window, down = brighter level (display only)", True),
     ActionSpec("brush_smaller", "Brush s&maller", ("[",), "Tools"),
     ActionSpec("brush_bigger", "Brush bi&gger", ("]",), "Tools"),
     ActionSpec("label_1", "&1 Right lung (image left)", ("1",), "Labels", checkable=True),
@@ -64,10 +66,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
 MOUSE: tuple[tuple[str, str], ...] = (
     ("Left drag (Box tool)", "Draw the current label's box; the mask follows"),
     ("Shift + click", "Positive point (add to the current label)"),
-    ("Alt + click", "Negative point (remove from the current label)"),
+    ("Right-click, or Alt + click", "Negative point (remove from the current label)"),
     ("Left drag (Brush / Eraser)", "Paint or erase the current label"),
-    ("Ctrl + left drag", "Window / level: right = wider, down = brighter level"),
-    ("Middle drag, or Space + left drag", "Pan"),
+    ("Ctrl + left drag, or left drag (Window tool)", "Window / level: right = wider, down = brighter level"),
+    ("Middle drag, Space + left drag, or left drag (Pan tool)", "Pan"),
     ("Wheel", "Zoom around the cursor"),
 )
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.gui.annotate.mask_ops import Rect
 from app.gui.annotate.overlay import ImageItem, MaskOverlay
 
-TOOLS = ("box", "positive", "negative", "brush", "eraser")
+TOOLS = ("box", "positive", "negative", "brush", "eraser", "pan", "window")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
 
 
@@ -199,6 +199,11 @@ class Canvas(QGraphicsView):
         if tool not in TOOLS:
             raise ValueError(tool)
         self.tool = tool
+        shapes = {"pan": Qt.CursorShape.OpenHandCursor, "window": Qt.CursorShape.SizeAllCursor}
+        if tool in shapes:
+            self.viewport().setCursor(shapes[tool])
+        else:
+            self.viewport().unsetCursor()
         self._update_brush_cursor(self._last_scene)
 
     def set_brush_radius(self, radius: int) -> None:
@@ -228,11 +233,16 @@ class Canvas(QGraphicsView):
         mods = event.modifiers()
         button = event.button()
         self._press_pos = event.position()
-        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+        left = button == Qt.MouseButton.LeftButton
+        if button == Qt.MouseButton.MiddleButton or (left and (self._space or self.tool == "pan")):
             self._drag = "pan"
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif button == Qt.MouseButton.LeftButton and mods & Qt.KeyboardModifier.ControlModifier:
+        elif left and (mods & Qt.KeyboardModifier.ControlModifier or self.tool == "window"):
             self._drag = "window"
+        elif button == Qt.MouseButton.RightButton and self.tool in ("box", "positive", "negative"):
+            # Right-click = negative point: desktops leave it alone (Alt+drag moves windows)
+            if self._inside(pos):
+                self.point_clicked.emit(pos.x(), pos.y(), False)
         elif button == Qt.MouseButton.LeftButton:
             shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
             alt = bool(mods & Qt.KeyboardModifier.AltModifier)
@@ -277,7 +287,7 @@ class Canvas(QGraphicsView):
         pos = self._scene_pos(event)
         drag, self._drag = self._drag, None
         if drag == "pan":
-            self.viewport().unsetCursor()
+            self.set_tool(self.tool)  # back to the tool's own cursor
         elif drag == "window":
             delta = event.position() - self._press_pos
             self.window_dragged.emit(delta.x(), delta.y(), True)
@@ -312,7 +322,7 @@ class Canvas(QGraphicsView):
     def keyReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
-            self.viewport().unsetCursor()
+            self.set_tool(self.tool)
             event.accept()
             return
         super().keyReleaseEvent(event)
