@@ -145,6 +145,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.panel.brush_changed.connect(self.canvas.set_brush_radius)
         self.panel.style_chosen.connect(self.annotator.set_style)
         self.canvas.window_dragged.connect(self._window_dragged)
+        self.canvas.cursor_moved.connect(lambda xy: self.status.set_position(self.image, xy))
         self.model_menu.model_chosen.connect(lambda spec: self.load_model(spec, self.device))
         self.model_menu.device_chosen.connect(lambda dev: self.load_model(self.model_spec, dev))
         self.export_done.connect(self._export_finished)

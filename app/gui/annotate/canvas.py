@@ -37,6 +37,7 @@ class Canvas(QGraphicsView):
     brush_stroke = Signal(object, object, str)  # (x, y) from, (x, y) to, "start" | "move" | "end"
     window_dragged = Signal(float, float, bool)  # dx, dy in screen pixels since press, final
     zoom_changed = Signal(float)
+    cursor_moved = Signal(object)  # (x, y) image pixel under the mouse, or None off the image
 
     def __init__(self, parent=None) -> None:  # noqa: ANN001
         super().__init__(parent)
@@ -281,6 +282,7 @@ class Canvas(QGraphicsView):
             self.brush_stroke.emit((self._last_scene.x(), self._last_scene.y()), (pos.x(), pos.y()), "move")
             self._last_scene = pos
         self._update_brush_cursor(pos)
+        self.cursor_moved.emit((int(pos.x() // 1), int(pos.y() // 1)) if self._inside(pos) else None)
         event.accept()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
@@ -329,6 +331,7 @@ class Canvas(QGraphicsView):
 
     def leaveEvent(self, event) -> None:  # noqa: ANN001, N802
         self._brush_cursor.setVisible(False)
+        self.cursor_moved.emit(None)
         super().leaveEvent(event)
 
     def _update_brush_cursor(self, pos: QPointF) -> None:

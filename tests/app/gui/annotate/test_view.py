@@ -82,3 +82,55 @@ def test_rgb_images_rewindow_too():
     assert np.array_equal(windower.apply(windower.file_window), rgb)
     stretched = windower.apply(windower.preset("auto"))
     assert stretched.shape == rgb.shape and stretched.max() == 255 and stretched.min() == 0
+
+
+def test_images_panel_keeps_its_width_when_the_counts_grow(qtbot, gui_model, image_folder, make_window):
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window([image_folder])
+    QApplication.processEvents()
+    canvas_before = window.canvas.geometry()
+    dock_before = window.image_list.width()
+    window.image_list.set_counts({"done": 12345, "total": 99999, "corrected": 12000, "skipped": 345,
+                                  "model": 55555, "new": 32099})
+    QApplication.processEvents()
+    assert window.image_list.width() == dock_before
+    assert window.canvas.geometry() == canvas_before
+    assert "55555" in window.image_list.details.toolTip()  # the full text is one hover away
+
+
+def test_the_image_list_has_a_legend_for_its_status_colours(qtbot, gui_model, image_folder, make_window):
+    from PySide6.QtWidgets import QLabel
+
+    from app.gui.annotate.image_list import STATUS_TEXT
+
+    window = make_window([image_folder])
+    legend = window.image_list.legend
+    assert legend.isVisible()
+    texts = {label.objectName(): label.text() for label in legend.findChildren(QLabel) if label.objectName()}
+    assert texts == {f"legend-{status}": text for status, text in STATUS_TEXT.items()}
+
+
+def test_status_bar_reads_out_the_pixel_under_the_cursor(qtbot, gui_model, image_folder, make_window):
+    from PySide6.QtTest import QTest
+
+    window = make_window([image_folder])
+    viewport = window.canvas.viewport()
+    QTest.mouseMove(viewport, window.canvas.image_to_viewport(30.5, 30.5))  # a real move first
+    QTest.mouseMove(viewport, window.canvas.image_to_viewport(60.5, 70.5))
+    value = int(window.image.pixels[70, 60])
+    assert window.status.position.text() == f"x 60  y 70  value {value}"
+    QTest.mouseMove(viewport, window.canvas.image_to_viewport(-20, -20))
+    assert window.status.position.text() == ""
+
+
+def test_pixel_readout_shows_the_files_own_values():
+    from app.gui.status import pixel_readout
+    from engine.imaging import LoadedImage, Window
+
+    raw = np.arange(12, dtype=np.float32).reshape(3, 4) * 100 - 1024
+    image = LoadedImage(None, np.zeros((3, 4), np.uint8), raw, Window(0, 100), None, "DICOM", None)
+    assert pixel_readout(image, (2, 1)) == "x 2  y 1  value -424"
+    rgb = LoadedImage(None, np.full((3, 4, 3), 7, np.uint8), None, None, None, "JPEG", None)
+    assert pixel_readout(rgb, (0, 0)) == "x 0  y 0  value 7, 7, 7"
+    assert pixel_readout(rgb, (9, 0)) == "" and pixel_readout(None, (0, 0)) == ""
