@@ -93,6 +93,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self._add_window_presets()
         self.model_menu = ModelMenu(self.menus["Model"], self)
         self.annotator = Annotator(self.canvas, self.worker)
+        self.canvas.set_brush_radius(self.panel.brush.value())  # remembered from last time
 
         self.project: Project | None = None
         self.index = -1

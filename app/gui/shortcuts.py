@@ -49,7 +49,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("label_2", "&2 Left lung (image right)", ("2",), "Labels", checkable=True),
     ActionSpec("label_3", "&3 Lungs (both)", ("3",), "Labels", checkable=True),
     ActionSpec("next_style", "Next &mask style", ("M",), "Labels",
-               "Cycle the model's mask styles (annotation conventions); redraws the current label"),
+               "Cycle the model's mask styles (annotation conventions); redraws every model-drawn label (one undo step)"),
     ActionSpec("fit", "&Fit to window", ("0",), "View"),
     ActionSpec("zoom_in", "Zoom &in", ("Ctrl++", "Ctrl+="), "View"),
     ActionSpec("zoom_out", "Zoom &out", ("Ctrl+-",), "View"),
