@@ -31,6 +31,12 @@ class WindowCommands:
         if version is not None:
             self.statusBar().showMessage(f"saved as corrected (version {version})", 4000)
 
+    def on_save_next(self) -> None:
+        """One key per image in the review loop: accept what is drawn, move on."""
+        if self.annotator.session is not None and self.annotator.session.masks:
+            self.on_save()
+        self.on_next_image()
+
     def on_skip(self) -> None:
         if self.project is None or self.index < 0 or self.project.read_only:
             return

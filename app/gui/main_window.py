@@ -38,6 +38,7 @@ from app.gui.annotate import (
     Windower,
 )
 from app.gui.commands import WindowCommands
+from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
 from app.gui.status import StatusFields
 from app.gui.toolbar import build_toolbar
@@ -124,6 +125,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.on_label(self.panel.label)
         self.actions["tool_box"].setChecked(True)
         self.resize(1400, 900)
+        restore_layout(self)
         self.load_model(model, device)
 
     def _connect(self) -> None:
@@ -380,6 +382,7 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802
         self.save_current(reason="close")
+        remember_layout(self)
         self.autosave.stop()
         self.trainer_pane.shutdown()
         for thread in (self.worker_thread, self.loader_thread):

@@ -25,6 +25,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_folder", "Open &folder...", ("Ctrl+O",), "File", "Open a folder of images (recursively)"),
     ActionSpec("open_files", "Open f&iles...", ("Ctrl+Shift+O",), "File", "Open image or DICOM files"),
     ActionSpec("save", "&Save (accept as corrected)", ("Ctrl+S",), "File", "Save the masks as the clinician's final version"),
+    ActionSpec("save_next", "Save and go to the &next image", ("A", "Ctrl+Return"), "File",
+               "Accept the masks as corrected, then open the next image"),
     ActionSpec("skip", "S&kip image", ("S",), "File", "Mark the image as skipped and go to the next one"),
     ActionSpec("export", "&Export...", ("Ctrl+E",), "File", "PNG masks, COCO JSON and DICOM-SEG"),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
