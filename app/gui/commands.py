@@ -45,11 +45,6 @@ class WindowCommands:
         self._refresh_row()
         self.on_next_image()
 
-    def on_export(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export to folder")
-        if folder:
-            self.export_to(folder)
-
     def on_quit(self) -> None:
         self.close()
 

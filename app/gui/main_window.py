@@ -11,7 +11,6 @@ loses at most those 5 s. Memory caps: see :data:`app.gui.dialogs.MEMORY_CAPS`.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QThread, QTimer, Signal
@@ -38,6 +37,7 @@ from app.gui.annotate import (
     Windower,
 )
 from app.gui.commands import WindowCommands
+from app.gui.export_dialog import ExportCommands
 from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
 from app.gui.status import StatusFields
@@ -51,7 +51,7 @@ NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
 
 
-class MainWindow(WindowCommands, QMainWindow):
+class MainWindow(ExportCommands, WindowCommands, QMainWindow):
     AUTOSAVE_MS = 5000
     saved = Signal(str, int)  # rel_path, version
     image_shown = Signal(int)  # row
@@ -341,32 +341,6 @@ class MainWindow(WindowCommands, QMainWindow):
             self.canvas.update_pixels(self.windower.apply(self.window_level))
             w = self.window_level
             self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
-
-    # -- export ----------------------------------------------------------------------------
-    def export_to(self, out_dir: str | Path) -> None:
-        """Write PNG/COCO/DICOM-SEG in a background thread; ``export_done`` reports."""
-        if self.project is None:
-            return
-        self.save_current(reason="export")
-        project = self.project
-        self.status.set_busy("exporting")
-
-        def run() -> None:
-            try:
-                result = project.export(out_dir)
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                result = exc
-            self.export_done.emit(result)
-
-        threading.Thread(target=run, name="lungsam-export", daemon=True).start()
-
-    def _export_finished(self, result) -> None:  # noqa: ANN001
-        self.status.set_busy("")
-        if isinstance(result, Exception):
-            self.show_error(f"export failed: {result}")
-        else:
-            counts = ", ".join(f"{len(v)} {k}" for k, v in result.items())
-            self.statusBar().showMessage(f"exported {counts}", 8000)
 
     # -- messages and close ----------------------------------------------------------------
     def show_error(self, text: str, modal_info: bool = False) -> None:

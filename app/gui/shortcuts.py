@@ -28,7 +28,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("save_next", "Save and go to the &next image", ("A", "Ctrl+Return"), "File",
                "Accept the masks as corrected, then open the next image"),
     ActionSpec("skip", "S&kip image", ("S",), "File", "Mark the image as skipped and go to the next one"),
-    ActionSpec("export", "&Export...", ("Ctrl+E",), "File", "PNG masks, COCO JSON and DICOM-SEG"),
+    ActionSpec("export", "&Export...", ("Ctrl+E",), "File", "Choose formats: PNG, COCO RLE, DICOM-SEG, NIfTI, LabelMe, YOLO-seg"),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
     ActionSpec("next_image", "&Next image", ("N", "PgDown"), "Navigate"),
     ActionSpec("previous_image", "&Previous image", ("P", "PgUp"), "Navigate"),
