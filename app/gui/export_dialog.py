@@ -38,6 +38,7 @@ class ExportDialog(QDialog):
     def __init__(self, parent: QWidget | None = None, folder: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Export annotations")
+        self.setMinimumWidth(440)
         remembered = (get_preference(EXPORT_FORMATS_KEY) or ",".join(DEFAULT_FORMATS)).split(",")
         group = QGroupBox("Formats")
         column = QVBoxLayout(group)

@@ -98,7 +98,7 @@ class ElidedLabel(QLabel):
 
 
 def status_legend() -> QWidget:
-    """What the list's status colours mean (two columns of swatch + word)."""
+    """What the list's status colours mean (one swatch + words per status)."""
     legend = QWidget()
     grid = QGridLayout(legend)
     grid.setContentsMargins(2, 2, 2, 2)
@@ -111,10 +111,9 @@ def status_legend() -> QWidget:
         swatch.setPixmap(pixmap)
         text = ElidedLabel(STATUS_TEXT[status])
         text.setObjectName(f"legend-{status}")
-        grid.addWidget(swatch, i // 2, 2 * (i % 2))
-        grid.addWidget(text, i // 2, 2 * (i % 2) + 1)
+        grid.addWidget(swatch, i, 0)
+        grid.addWidget(text, i, 1)
     grid.setColumnStretch(1, 1)
-    grid.setColumnStretch(3, 1)
     return legend
 
 
