@@ -3,7 +3,8 @@
 Copies one chest X-ray to a temporary folder, opens the MainWindow at 1400 x 900, drags one
 box per lung with the mouse (boxes taken from the ground-truth mask when the data set has
 one, else one box around both lungs), waits for the model's masks and saves
-``widget.grab()`` - once filled, once in outline mode.
+``widget.grab()`` - once filled (tool bar, cursor readout), once in outline mode, and the
+export dialog (``<prefix>_export.png``).
 
     python tools/screenshot.py --out /tmp/shots
 """
@@ -102,6 +103,10 @@ def main() -> int:
             spin(app, lambda: window.annotator.idle, poll_s=0.002)
         window.on_save()
         spin(app, lambda: window.status.latency.text() != "box->mask: -" or window.model_info is None, poll_s=0.002)
+        from PySide6.QtTest import QTest
+
+        h, w = window.image.pixels.shape[:2]
+        QTest.mouseMove(window.canvas.viewport(), window.canvas.image_to_viewport(w * 0.3, h * 0.5))
         app.processEvents()
         args.out.mkdir(parents=True, exist_ok=True)
         filled = args.out / f"{args.prefix}.png"
@@ -110,9 +115,16 @@ def main() -> int:
         app.processEvents()
         outline = args.out / f"{args.prefix}_outline.png"
         window.grab().save(str(outline))
+        window.on_export()
+        window.export_dialog.folder.setText(str(Path.home() / "lungsam-export"))
+        app.processEvents()
+        export = args.out / f"{args.prefix}_export.png"
+        window.export_dialog.grab().save(str(export))
+        window.export_dialog.close()
         window.close()
         print(filled)
         print(outline)
+        print(export)
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,6 +6,10 @@ PySide6 is imported inside :func:`run_gui` only, so other sub-commands never loa
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+NO_DISPLAY = "no display: run under a desktop session, or set QT_QPA_PLATFORM=offscreen for headless use"
 
 
 def add_gui_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +22,21 @@ def add_gui_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_gui)
 
 
+def display_missing(environ: dict[str, str] | None = None, platform: str | None = None) -> bool:
+    """Linux without X or Wayland, and no Qt platform chosen: Qt would abort (exit 134) with a
+    misleading message about libxcb-cursor0, so we say what is wrong before loading Qt."""
+    env = os.environ if environ is None else environ
+    if (platform or sys.platform) != "linux" or env.get("QT_QPA_PLATFORM"):
+        return False
+    return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
 def run_gui(args: argparse.Namespace) -> int:
     from engine.device import resolve_device
+
+    if display_missing():
+        print(f"lungsam: {NO_DISPLAY}", file=sys.stderr)
+        return 2
 
     resolve_device(args.device)  # CUDA asked for but absent: a clear error before any window
     if args.compare:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu
 
 from app.gui import shortcuts
 
-TOOL_IDS = ("tool_box", "tool_positive", "tool_negative", "tool_brush", "tool_eraser")
+TOOL_IDS = ("tool_box", "tool_positive", "tool_negative", "tool_brush", "tool_eraser", "tool_pan", "tool_window")
 LABEL_IDS = ("label_1", "label_2", "label_3")
 
 
@@ -28,6 +28,7 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], dict[str, QMen
             action.setShortcuts([QKeySequence(k) for k in spec.keys])
         if spec.tip:
             action.setStatusTip(spec.tip)
+        if spec.keys:  # the shortcut is in every tooltip (menus and the tool bar)
             action.setToolTip(f"{spec.text.replace('&', '')} ({', '.join(spec.keys)})")
         action.setCheckable(spec.checkable)
         if spec.id in TOOL_IDS:

@@ -31,6 +31,12 @@ class WindowCommands:
         if version is not None:
             self.statusBar().showMessage(f"saved as corrected (version {version})", 4000)
 
+    def on_save_next(self) -> None:
+        """One key per image in the review loop: accept what is drawn, move on."""
+        if self.annotator.session is not None and self.annotator.session.masks:
+            self.on_save()
+        self.on_next_image()
+
     def on_skip(self) -> None:
         if self.project is None or self.index < 0 or self.project.read_only:
             return
@@ -38,11 +44,6 @@ class WindowCommands:
         self.project.set_status(self.index, "skipped")
         self._refresh_row()
         self.on_next_image()
-
-    def on_export(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export to folder")
-        if folder:
-            self.export_to(folder)
 
     def on_quit(self) -> None:
         self.close()
@@ -94,6 +95,12 @@ class WindowCommands:
 
     def on_tool_eraser(self, _checked: bool = True) -> None:
         self._tool("eraser")
+
+    def on_tool_pan(self, _checked: bool = True) -> None:
+        self._tool("pan")
+
+    def on_tool_window(self, _checked: bool = True) -> None:
+        self._tool("window")
 
     def on_brush_smaller(self) -> None:
         value = self.panel.brush.value()

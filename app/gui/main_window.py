@@ -11,7 +11,6 @@ loses at most those 5 s. Memory caps: see :data:`app.gui.dialogs.MEMORY_CAPS`.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QThread, QTimer, Signal
@@ -38,8 +37,11 @@ from app.gui.annotate import (
     Windower,
 )
 from app.gui.commands import WindowCommands
+from app.gui.export_dialog import ExportCommands
+from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
 from app.gui.status import StatusFields
+from app.gui.toolbar import build_toolbar
 from app.gui.trainer import install_trainer_dock
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage
@@ -49,7 +51,7 @@ NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
 
 
-class MainWindow(WindowCommands, QMainWindow):
+class MainWindow(ExportCommands, WindowCommands, QMainWindow):
     AUTOSAVE_MS = 5000
     saved = Signal(str, int)  # rel_path, version
     image_shown = Signal(int)  # row
@@ -88,9 +90,11 @@ class MainWindow(WindowCommands, QMainWindow):
             self.addDockWidget(area, dock)
         self.status = StatusFields(self.statusBar())
         self.actions, self.menus = build_menus(self)
+        self.toolbar = build_toolbar(self, self.actions)
         self._add_window_presets()
         self.model_menu = ModelMenu(self.menus["Model"], self)
         self.annotator = Annotator(self.canvas, self.worker)
+        self.canvas.set_brush_radius(self.panel.brush.value())  # remembered from last time
 
         self.project: Project | None = None
         self.index = -1
@@ -121,6 +125,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.on_label(self.panel.label)
         self.actions["tool_box"].setChecked(True)
         self.resize(1400, 900)
+        restore_layout(self)
         self.load_model(model, device)
 
     def _connect(self) -> None:
@@ -143,6 +148,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.panel.brush_changed.connect(self.canvas.set_brush_radius)
         self.panel.style_chosen.connect(self.annotator.set_style)
         self.canvas.window_dragged.connect(self._window_dragged)
+        self.canvas.cursor_moved.connect(lambda xy: self.status.set_position(self.image, xy))
         self.model_menu.model_chosen.connect(lambda spec: self.load_model(spec, self.device))
         self.model_menu.device_chosen.connect(lambda dev: self.load_model(self.model_spec, dev))
         self.export_done.connect(self._export_finished)
@@ -259,8 +265,8 @@ class MainWindow(WindowCommands, QMainWindow):
             session.restore(annotation.masks, annotation.prompts, annotation.kind == "corrected", annotation.version)
             session.model_name, session.model_hash = annotation.model_name, annotation.model_hash
         self.canvas.set_image(image.pixels)
-        self.windower = Windower(image) if image.raw is not None else None
-        self.window_level = image.window
+        self.windower = Windower(image)  # display only: the model keeps image.pixels
+        self.window_level = self.windower.file_window
         self.annotator.start(session, token)
         if self.model_info is not None:
             self.worker.post_embed(token, image.pixels)
@@ -321,7 +327,6 @@ class MainWindow(WindowCommands, QMainWindow):
     # -- window/level ----------------------------------------------------------------------
     def _window_dragged(self, dx: float, dy: float, final: bool) -> None:
         if self.windower is None:
-            self.statusBar().showMessage("window/level needs a DICOM or 16-bit image", 3000)
             return
         if self._wl_start is None:
             self._wl_start = self.window_level
@@ -337,32 +342,6 @@ class MainWindow(WindowCommands, QMainWindow):
             w = self.window_level
             self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
 
-    # -- export ----------------------------------------------------------------------------
-    def export_to(self, out_dir: str | Path) -> None:
-        """Write PNG/COCO/DICOM-SEG in a background thread; ``export_done`` reports."""
-        if self.project is None:
-            return
-        self.save_current(reason="export")
-        project = self.project
-        self.status.set_busy("exporting")
-
-        def run() -> None:
-            try:
-                result = project.export(out_dir)
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                result = exc
-            self.export_done.emit(result)
-
-        threading.Thread(target=run, name="lungsam-export", daemon=True).start()
-
-    def _export_finished(self, result) -> None:  # noqa: ANN001
-        self.status.set_busy("")
-        if isinstance(result, Exception):
-            self.show_error(f"export failed: {result}")
-        else:
-            counts = ", ".join(f"{len(v)} {k}" for k, v in result.items())
-            self.statusBar().showMessage(f"exported {counts}", 8000)
-
     # -- messages and close ----------------------------------------------------------------
     def show_error(self, text: str, modal_info: bool = False) -> None:
         """Status bar + a non-blocking message box (never blocks the event loop)."""
@@ -377,6 +356,7 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802
         self.save_current(reason="close")
+        remember_layout(self)
         self.autosave.stop()
         self.trainer_pane.shutdown()
         for thread in (self.worker_thread, self.loader_thread):

@@ -1,8 +1,26 @@
-"""Status bar fields: model, device, embedding time, last box-to-mask latency, busy state."""
+"""Status bar fields: model, device, embedding time, last box-to-mask latency, busy state,
+and the cursor's image pixel with its value (as ITK-SNAP, Slicer and CVAT show)."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from engine.imaging import LoadedImage
+
+
+def pixel_readout(image: LoadedImage | None, xy: tuple[int, int] | None) -> str:
+    """'x 12  y 40  value 873': the file's own value (DICOM: modality-LUT units), else grey/RGB."""
+    if image is None or xy is None:
+        return ""
+    x, y = xy
+    if not (0 <= y < image.height and 0 <= x < image.width):
+        return ""
+    if image.raw is not None:
+        value = f"{float(image.raw[y, x]):g}"
+    else:
+        px = image.pixels[y, x]
+        value = ", ".join(str(int(v)) for v in px) if image.pixels.ndim == 3 else str(int(px))
+    return f"x {x}  y {y}  value {value}"
 
 
 class StatusFields:
@@ -21,6 +39,7 @@ class StatusFields:
         self.embed = QLabel("embedding: -")
         self.latency = QLabel("box->mask: -")
         self.position = QLabel("")
+        self.position.setMinimumWidth(190)  # room for 'x 4095  y 4095  value 65535' without jitter
         for widget in (self.busy_text, self.busy, self.model, self.device, self.embed, self.latency, self.position):
             bar.addPermanentWidget(widget)
 
@@ -37,3 +56,6 @@ class StatusFields:
 
     def set_latency(self, seconds: float) -> None:
         self.latency.setText(f"box->mask: {seconds * 1000:.0f} ms")
+
+    def set_position(self, image: LoadedImage | None, xy: tuple[int, int] | None) -> None:
+        self.position.setText(pixel_readout(image, xy))

@@ -12,6 +12,7 @@ Identifiers needed to reference the source in a DICOM-SEG are kept in ``dicom_me
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -70,6 +71,19 @@ META_KEYWORDS: tuple[str, ...] = (
 )
 """Attributes copied into ``LoadedImage.dicom_meta`` (as strings) when present."""
 
+
+class _NoTracebacks(logging.Filter):
+    """pydicom logs every failed decoding plugin with its traceback (LOGGER.exception) before
+    raising; the loader turns the failure into one ImageLoadError, so the tracebacks would
+    only reach the user's terminal as noise (the CLI configures logging to stderr)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None and record.levelno < logging.ERROR
+
+
+for _logger in ("pydicom", "pydicom.pixels.decoders.base"):  # filters do not inherit
+    logging.getLogger(_logger).addFilter(_NoTracebacks())
+
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _JPEG_PACKAGES = "pylibjpeg and pylibjpeg-libjpeg"
 _J2K_PACKAGES = "pylibjpeg and pylibjpeg-openjpeg"
@@ -97,8 +111,7 @@ def load_dicom(fh: BinaryIO, name: str, max_pixels: int, force: bool = False) ->
         _check_header(ds, name, max_pixels, force)
         transfer_syntax = _transfer_syntax(ds)
         _check_decoder(transfer_syntax, name)
-        with library_errors(name, "the DICOM pixel data is truncated or corrupt"):
-            stored = ds.pixel_array
+        stored = _decode(ds, fh, transfer_syntax, name)
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
         spacing = _pixel_spacing(ds)
         meta = _meta(ds, transfer_syntax)
@@ -110,6 +123,25 @@ def load_dicom(fh: BinaryIO, name: str, max_pixels: int, force: bool = False) ->
         invert = photometric == "MONOCHROME1"
         pixels = apply_window(raw, window, invert)
     return LoadedImage(None, pixels, raw, window, spacing, "DICOM", meta, invert)
+
+
+def _decode(ds: Dataset, fh: BinaryIO, transfer_syntax: UID, name: str) -> np.ndarray:
+    """pydicom's decoders, then GDCM for compressed grey data they refuse (12-bit JPEG)."""
+    try:
+        with library_errors(name, "the DICOM pixel data is truncated or corrupt"):
+            return ds.pixel_array
+    except ImageLoadError:
+        if not transfer_syntax.is_compressed or int(ds.get("SamplesPerPixel") or 1) != 1:
+            raise
+        from engine.imaging.gdcm_io import decode_with_gdcm, gdcm_available
+
+        if not gdcm_available():
+            raise
+        fh.seek(0)
+        stored = decode_with_gdcm(fh.read(), int(ds.Rows), int(ds.Columns))
+        if stored is None:
+            raise
+        return stored
 
 
 def _check_header(ds: Dataset, name: str, max_pixels: int, forced: bool) -> None:

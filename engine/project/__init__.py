@@ -20,11 +20,20 @@ from engine.project.export import (
     ExportError,
     export_coco,
     export_dicom_seg,
+    export_masks,
     export_png,
     mask_filename,
     rle_counts,
     rle_decode,
     rle_encode,
+)
+from engine.project.export_formats import (
+    export_labelme,
+    export_nifti,
+    export_yolo,
+    read_labelme,
+    read_nifti,
+    read_yolo,
 )
 from engine.project.labels import KINDS, LABELS, STATUSES
 from engine.project.layout import (
@@ -61,7 +70,14 @@ __all__ = [
     "db_path",
     "export_coco",
     "export_dicom_seg",
+    "export_labelme",
+    "export_masks",
+    "export_nifti",
     "export_png",
+    "export_yolo",
+    "read_labelme",
+    "read_nifti",
+    "read_yolo",
     "is_project",
     "mask_filename",
     "models_dir",

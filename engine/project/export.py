@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +35,7 @@ __all__ = [
     "ExportError",
     "export_coco",
     "export_dicom_seg",
+    "export_masks",
     "export_png",
     "mask_filename",
     "rle_decode",
@@ -53,30 +55,48 @@ def mask_filename(image_rel_path: str, label: str) -> str:
     return f"{PurePosixPath(image_rel_path).stem}_{label_slug(label)}.png"
 
 
+def export_masks(annotation: Annotation) -> dict[str, np.ndarray]:
+    """What every mask export writes for one image: always the union ``lungs`` (both lungs
+    however they were drawn), plus ``right lung`` / ``left lung`` when drawn per lung."""
+    masks = {label: np.asarray(m, dtype=bool) for label, m in annotation.masks.items()}
+    if not masks:
+        return {}
+    union = np.zeros(next(iter(masks.values())).shape, dtype=bool)
+    for mask in masks.values():
+        union |= mask
+    out = {"lungs": union}
+    out.update({label: masks[label] for label in ("right lung", "left lung") if label in masks})
+    return out
+
+
+def annotations_of(source: ProjectStore | Annotation | Iterable[Annotation], kind: str | None = None) -> tuple[Iterable[Annotation], bool]:
+    """(annotations, mirror sub-folders?) of what an export was given."""
+    if isinstance(source, Annotation):
+        return [source], False
+    if isinstance(source, ProjectStore):
+        return (ann for _, ann in source.latest_annotations(kind)), True
+    return source, True
+
+
 def export_png(
     source: ProjectStore | Annotation | Iterable[Annotation],
     out_dir: str | Path,
     kind: str | None = None,
 ) -> list[Path]:
-    """Write one 0/255 PNG per label at original size; returns the written paths.
+    """Write 0/255 PNGs at original size (:func:`export_masks` names); returns the paths.
 
     A single :class:`Annotation` goes straight into ``out_dir``. For a store (newest
     annotation of ``kind``, or of any kind, per image) or an iterable of annotations the
     image's sub-folders are mirrored, so equal file names in different folders cannot clash.
     """
     out_dir = Path(out_dir)
-    if isinstance(source, Annotation):
-        items, mirror = [source], False
-    elif isinstance(source, ProjectStore):
-        items, mirror = (ann for _, ann in source.latest_annotations(kind)), True
-    else:
-        items, mirror = source, True
+    items, mirror = annotations_of(source, kind)
     written = []
     for ann in items:
         folder = out_dir / PurePosixPath(ann.image_rel_path).parent if mirror else out_dir
-        for label, mask in ann.masks.items():
+        for label, mask in export_masks(ann).items():
             path = folder / mask_filename(ann.image_rel_path, label)
-            _write(path, lambda p, m=mask: p.write_bytes(encode_mask_png(m)))
+            write_export(path, lambda p, m=mask: p.write_bytes(encode_mask_png(m)))
             written.append(path)
     return written
 
@@ -218,7 +238,7 @@ def export_coco(
         ],
     }
     out_path = Path(out_path)
-    _write(out_path, lambda p: p.write_text(json.dumps(document), encoding="utf-8"))
+    write_export(out_path, lambda p: p.write_text(json.dumps(document), encoding="utf-8"))
     return out_path
 
 
@@ -240,8 +260,8 @@ def export_dicom_seg(
 ) -> Path:
     """DICOM Segmentation (BINARY, one segment per label) referencing the source image.
 
-    Algorithm type is MANUAL for corrected masks and SEMIAUTOMATIC for model output (a
-    model proposed, a person prompted). For projection radiographs without patient geometry
+    Algorithm type is SEMIAUTOMATIC for every model-assisted mask (a model proposed, a person
+    prompted and maybe corrected), with the model named; MANUAL only when no model drew it. For projection radiographs without patient geometry
     the SEG carries no pixel measures: the source image it references defines the grid.
     """
     import highdicom as hd
@@ -266,7 +286,9 @@ def export_dicom_seg(
     geometry = ("FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient")
     if not all(k in source for k in geometry) and "PixelSpacing" in source:
         del source.PixelSpacing  # see docstring: highdicom cannot re-read 2-D pixel measures
-    manual = annotation.kind == "corrected"
+    # Model-assisted masks (a model drew them, a person may have corrected them) are
+    # SEMIAUTOMATIC with the model identified: name, and version = its weights' sha256.
+    manual = annotation.kind == "corrected" and not annotation.model_name
     algorithm = None
     if not manual:
         algorithm = hd.AlgorithmIdentificationSequence(
@@ -312,8 +334,9 @@ def export_dicom_seg(
         )
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ExportError(f"{source_path.name}: cannot build a DICOM-SEG for it ({exc})") from exc
+    seg.SeriesDescription = f"LungSAM lung segmentation ({annotation.kind})"[:64]
     out_path = Path(out_path)
-    _write(out_path, lambda p: seg.save_as(p, enforce_file_format=True))
+    write_export(out_path, lambda p: seg.save_as(p, enforce_file_format=True))
     return out_path
 
 
@@ -326,8 +349,27 @@ def _version() -> str:
         return "0.1.0"
 
 
-def _write(path: Path, writer) -> None:
+def _umask() -> int:
+    """The process umask, read without changing it where Linux lets us (threads export)."""
     try:
-        atomic_write_with(path, writer)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_export(path: Path, writer) -> None:  # noqa: ANN001 - writer(tmp_path)
+    """Atomic write with the permissions of any file the user makes (0644 under umask 022):
+    an export is for other people and tools, not private like mkstemp's 0600."""
+    def write_and_open_up(tmp: Path) -> None:
+        writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+
+    try:
+        atomic_write_with(path, write_and_open_up)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write the export ({exc.strerror or exc})") from exc

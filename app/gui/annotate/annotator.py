@@ -18,9 +18,9 @@ from PySide6.QtCore import QObject, Signal
 from app.gui.annotate import mask_ops
 from app.gui.annotate.canvas import Canvas
 from app.gui.annotate.labels_panel import LABEL_COLORS
-from app.gui.annotate.session import ImageSession, Snapshot
+from app.gui.annotate.session import OTHER_LUNG, ImageSession, Snapshot
 from app.gui.annotate.worker import ModelWorker, PredictRequest, PredictResult
-from app.gui.preferences import MASK_STYLE, get_preference, set_preference
+from app.gui.preferences import MASK_STYLE, OVERWRITE, get_flag, get_preference, set_preference
 from engine.sam import styled_name
 
 
@@ -43,7 +43,11 @@ class Annotator(QObject):
         self.opacity, self.outline, self.masks_visible = 0.45, False, True
         self._ids = itertools.count(1)
         self._pending: dict[str, Snapshot] = {}  # label -> state before the current drag
+        self._action: dict[str, str] = {}  # label -> what the pending step is ("box", "point")
+        # A style switch re-runs several labels as ONE undo step: state before, labels to go
+        self._group: tuple[Snapshot, set[str]] | None = None
         self._stroke: Snapshot | None = None
+        self._overwrite = False  # the current stroke takes the other lung's pixels
         self._had_pending = False
         self.last_request: PredictRequest | None = None
         self.results = 0  # masks drawn from model results
@@ -57,13 +61,15 @@ class Annotator(QObject):
 
     @property
     def idle(self) -> bool:
-        """No box or click is waiting for its final mask."""
-        return not self._pending
+        """No box, click or style switch is waiting for its final mask."""
+        return not self._pending and self._group is None
 
     # -- session -------------------------------------------------------------------------
     def start(self, session: ImageSession | None, image_id: int) -> None:
         self.session, self.image_id = session, image_id
         self._pending.clear()
+        self._action.clear()
+        self._group = None
         self._stroke = None
         self.redraw()
 
@@ -93,6 +99,7 @@ class Annotator(QObject):
         if self._editable():
             self._had_pending = self.label in self._pending  # an earlier box still in flight
             self._pending.setdefault(self.label, self.session.snapshot([self.label]))
+            self._action[self.label] = "box"
 
     def _box_dragged(self, box, final: bool) -> None:  # noqa: ANN001
         if self.session is None:
@@ -115,24 +122,30 @@ class Annotator(QObject):
         return get_preference(MASK_STYLE) or self.style
 
     def set_style(self, style: str | None) -> None:
-        """Draw later masks in ``style``; the current label's box is re-run at once (undoable)."""
+        """Draw later masks in ``style``; every model-drawn label of the image is re-run at
+        once, so one image never mixes conventions (one undo step for all of them)."""
         if style == self.style:
             return
         self.style = style
         set_preference(MASK_STYLE, style)
-        if not self._editable():
+        if not self._editable() or self._group is not None:
             return
-        prompt = self.session.prompts.get(self.label)
-        if prompt is None or (prompt.box is None and not prompt.points):
+        labels = [label for label, prompt in self.session.prompts.items() if not prompt.empty]
+        if not labels:
             return
-        self._pending.setdefault(self.label, self.session.snapshot([self.label]))
-        self._send(self.label, True, mask_input=None)
+        self._group = (self.session.snapshot(labels), set(labels))
+        for label in labels:
+            self._pending.pop(label, None)
+            self._send(label, True, mask_input=None)
+        if self.model is None:
+            self._group = None
 
     def _point_clicked(self, x: float, y: float, positive: bool) -> None:
         if not self._editable():
             return
         label = self.label
         self._pending.setdefault(label, self.session.snapshot([label]))
+        self._action[label] = "point"
         prompt = self.session.prompt(label)
         prompt.points.append((float(x), float(y)))
         prompt.point_labels.append(1 if positive else 0)
@@ -192,26 +205,48 @@ class Annotator(QObject):
 
     def _finish(self, label: str) -> None:
         before = self._pending.pop(label, None)
+        action = self._action.pop(label, None)
+        if self._group is not None and label in self._group[1]:
+            group_before, waiting = self._group
+            waiting.discard(label)
+            if not waiting and self.session is not None:
+                self._group = None
+                self.session.commit("mask style", group_before, manual=False)
+                self.changed.emit()
+            return
         if before is not None and self.session is not None:
-            self.session.commit("box" if self.session.prompt(label).box else "points", before, manual=False)
+            name = action or ("box" if self.session.prompt(label).box else "point")
+            self.session.commit(name, before, manual=False)
             self.changed.emit()
 
     # -- hand edits ------------------------------------------------------------------------
     def _brush_stroke(self, start, end, phase: str) -> None:  # noqa: ANN001
         if self.session is None:
             return
+        label = self.label
+        other = OTHER_LUNG.get(label)
         if phase == "start":
             if not self._editable():
                 return
-            self._stroke = self.session.snapshot([self.label])
+            # One pixel, one lung: a stroke either skips the other lung's pixels or, with the
+            # "overwrite" preference, takes them (then the other lung is part of the undo step).
+            self._overwrite = get_flag(OVERWRITE) and other is not None
+            self._stroke = self.session.snapshot([label, other] if self._overwrite else [label])
         if self._stroke is None:
             return
-        label = self.label
         mask = self.session.mask(label)
         value = self.canvas.tool == "brush"
         a = (math.floor(start[0]), math.floor(start[1]))
         b = (math.floor(end[0]), math.floor(end[1]))
         rect = mask_ops.paint_stroke(mask, a, b, self.canvas.brush_radius, value)
+        if rect is not None and value and other in self.session.masks:
+            x0, y0, x1, y1 = rect
+            theirs = self.session.masks[other]
+            if self._overwrite:
+                theirs[y0:y1, x0:x1] &= ~mask[y0:y1, x0:x1]
+                self.canvas.update_mask_rect(other, theirs, rect, LABEL_COLORS[other])
+            else:
+                mask[y0:y1, x0:x1] &= ~theirs[y0:y1, x0:x1]
         self.canvas.update_mask_rect(label, mask, rect, LABEL_COLORS[label])
         if phase == "end":
             self.restyle()
@@ -220,7 +255,8 @@ class Annotator(QObject):
             self.changed.emit()
 
     def apply_op(self, name: str) -> None:
-        """'fill' (holes) or 'islands' on the current label, as one undo step."""
+        """'fill' (holes) or 'islands' on the current label, as one undo step; the status bar
+        says what changed ("filled 3 holes (120 px)") or that nothing did."""
         if not self._editable() or self.label not in self.session.masks:
             self.message.emit(f"nothing to {name}: the {self.label} label has no mask")
             return
@@ -228,10 +264,20 @@ class Annotator(QObject):
         before = self.session.snapshot([label])
         mask = self.session.masks[label]
         result = mask_ops.fill_holes(mask) if name == "fill" else mask_ops.remove_small_islands(mask)
+        other = OTHER_LUNG.get(label)
+        if other in self.session.masks:  # a filled hole never takes the other lung's pixels
+            result &= ~self.session.masks[other] | mask
+        changed = result ^ mask
+        regions, pixels = mask_ops.count_regions(changed), int(changed.sum())
         self.session.masks[label] = np.ascontiguousarray(result)
         if self.session.commit(name, before, manual=True):
             self.redraw([label])
             self.changed.emit()
+        if name == "fill":
+            text = f"filled {plural(regions, 'hole')} ({pixels} px)" if pixels else "nothing to fill: no holes"
+        else:
+            text = f"removed {plural(regions, 'island')} ({pixels} px)" if pixels else "nothing to remove: no small islands"
+        self.message.emit(text)
 
     def clear_label(self) -> None:
         if not self._editable():
@@ -257,7 +303,12 @@ class Annotator(QObject):
             self.message.emit(f"nothing to {what}")
             return False
         self._pending.clear()
+        self._action.clear()
         self.redraw(sorted({p.label for p in entry.patches} | set(entry.prompts_before)))
         self.message.emit(f"{what}: {entry.name}")
         self.changed.emit()
         return True
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.gui.annotate.mask_ops import Rect
 from app.gui.annotate.overlay import ImageItem, MaskOverlay
 
-TOOLS = ("box", "positive", "negative", "brush", "eraser")
+TOOLS = ("box", "positive", "negative", "brush", "eraser", "pan", "window")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
 
 
@@ -37,16 +37,23 @@ class Canvas(QGraphicsView):
     brush_stroke = Signal(object, object, str)  # (x, y) from, (x, y) to, "start" | "move" | "end"
     window_dragged = Signal(float, float, bool)  # dx, dy in screen pixels since press, final
     zoom_changed = Signal(float)
+    cursor_moved = Signal(object)  # (x, y) image pixel under the mouse, or None off the image
 
     def __init__(self, parent=None) -> None:  # noqa: ANN001
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
         self.setBackgroundBrush(QColor(24, 24, 28))
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Zoom anchoring is done by hand (zoom_by(anchor=...)): Qt's AnchorUnderMouse reads the
+        # last mouse-move scene point, which this view's own mouse handling never feeds it.
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
         self.setMouseTracking(True)
+        # No scroll bars: pan is middle/Space drag, and a bar appearing mid-zoom would shrink
+        # the viewport and shift the image under the cursor.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.image_item: ImageItem | None = None
         self.image_size: tuple[int, int] | None = None  # (H, W)
@@ -91,7 +98,9 @@ class Canvas(QGraphicsView):
         size = (int(pixels.shape[0]), int(pixels.shape[1]))
         new_size = size != self.image_size
         self.image_size = size
-        self.scene().setSceneRect(QRectF(0, 0, size[1], size[0]))
+        # A margin of one image size around it: the view can scroll (so zoom holds the point
+        # under the cursor) even while the image is narrower than the window.
+        self.scene().setSceneRect(QRectF(-size[1], -size[0], 3 * size[1], 3 * size[0]))
         if fit and new_size:
             self.fit()
 
@@ -172,16 +181,30 @@ class Canvas(QGraphicsView):
     def zoom(self) -> float:
         return float(self.transform().m11())
 
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the image point under viewport position ``anchor`` (default: the
+        viewport centre) where it is, so a wheel zoom never drifts away from the cursor."""
         self._fitted = False
+        if anchor is None:
+            anchor = QPointF(self.viewport().rect().center())
+        inverse, _ok = self.viewportTransform().inverted()
+        fixed = inverse.map(anchor)  # scene point under the anchor, sub-pixel exact
         target = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
         self.scale(target / self.zoom, target / self.zoom)
+        moved = self.viewportTransform().map(fixed) - anchor
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + round(moved.x()))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + round(moved.y()))
         self.zoom_changed.emit(self.zoom)
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
             raise ValueError(tool)
         self.tool = tool
+        shapes = {"pan": Qt.CursorShape.OpenHandCursor, "window": Qt.CursorShape.SizeAllCursor}
+        if tool in shapes:
+            self.viewport().setCursor(shapes[tool])
+        else:
+            self.viewport().unsetCursor()
         self._update_brush_cursor(self._last_scene)
 
     def set_brush_radius(self, radius: int) -> None:
@@ -211,11 +234,16 @@ class Canvas(QGraphicsView):
         mods = event.modifiers()
         button = event.button()
         self._press_pos = event.position()
-        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+        left = button == Qt.MouseButton.LeftButton
+        if button == Qt.MouseButton.MiddleButton or (left and (self._space or self.tool == "pan")):
             self._drag = "pan"
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif button == Qt.MouseButton.LeftButton and mods & Qt.KeyboardModifier.ControlModifier:
+        elif left and (mods & Qt.KeyboardModifier.ControlModifier or self.tool == "window"):
             self._drag = "window"
+        elif button == Qt.MouseButton.RightButton and self.tool in ("box", "positive", "negative"):
+            # Right-click = negative point: desktops leave it alone (Alt+drag moves windows)
+            if self._inside(pos):
+                self.point_clicked.emit(pos.x(), pos.y(), False)
         elif button == Qt.MouseButton.LeftButton:
             shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
             alt = bool(mods & Qt.KeyboardModifier.AltModifier)
@@ -254,13 +282,14 @@ class Canvas(QGraphicsView):
             self.brush_stroke.emit((self._last_scene.x(), self._last_scene.y()), (pos.x(), pos.y()), "move")
             self._last_scene = pos
         self._update_brush_cursor(pos)
+        self.cursor_moved.emit((int(pos.x() // 1), int(pos.y() // 1)) if self._inside(pos) else None)
         event.accept()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
         pos = self._scene_pos(event)
         drag, self._drag = self._drag, None
         if drag == "pan":
-            self.viewport().unsetCursor()
+            self.set_tool(self.tool)  # back to the tool's own cursor
         elif drag == "window":
             delta = event.position() - self._press_pos
             self.window_dragged.emit(delta.x(), delta.y(), True)
@@ -281,7 +310,7 @@ class Canvas(QGraphicsView):
     def wheelEvent(self, event) -> None:  # noqa: ANN001, N802
         delta = event.angleDelta().y()
         if delta:
-            self.zoom_by(1.0015 ** delta)
+            self.zoom_by(1.0015 ** delta, event.position())
         event.accept()
 
     def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
@@ -295,13 +324,14 @@ class Canvas(QGraphicsView):
     def keyReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
-            self.viewport().unsetCursor()
+            self.set_tool(self.tool)
             event.accept()
             return
         super().keyReleaseEvent(event)
 
     def leaveEvent(self, event) -> None:  # noqa: ANN001, N802
         self._brush_cursor.setVisible(False)
+        self.cursor_moved.emit(None)
         super().leaveEvent(event)
 
     def _update_brush_cursor(self, pos: QPointF) -> None:

@@ -11,8 +11,16 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QLabel,
+    QListView,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.project import ImageRecord
 
@@ -71,6 +79,44 @@ class ImageListModel(QAbstractListModel):
         return None
 
 
+class ElidedLabel(QLabel):
+    """One line that never asks for width: a longer text is elided (full text in the
+    tooltip), so the dock, and with it the canvas under the mouse, never moves."""
+
+    def __init__(self, text: str = "", parent=None) -> None:  # noqa: ANN001
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, _event) -> None:  # noqa: ANN001, N802
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)
+
+
+def status_legend() -> QWidget:
+    """What the list's status colours mean (one swatch + words per status)."""
+    legend = QWidget()
+    grid = QGridLayout(legend)
+    grid.setContentsMargins(2, 2, 2, 2)
+    grid.setHorizontalSpacing(4)
+    grid.setVerticalSpacing(1)
+    for i, (status, color) in enumerate(STATUS_COLORS.items()):
+        pixmap = QPixmap(10, 10)
+        pixmap.fill(color)
+        swatch = QLabel()
+        swatch.setPixmap(pixmap)
+        text = ElidedLabel(STATUS_TEXT[status])
+        text.setObjectName(f"legend-{status}")
+        grid.addWidget(swatch, i, 0)
+        grid.addWidget(text, i, 1)
+    grid.setColumnStretch(1, 1)
+    return legend
+
+
 class ImageList(QWidget):
     """List + a done/total line; emits the row the user picked."""
 
@@ -87,11 +133,15 @@ class ImageList(QWidget):
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.view.clicked.connect(lambda index: self.image_chosen.emit(index.row()))
         self.view.activated.connect(lambda index: self.image_chosen.emit(index.row()))
-        self.summary = QLabel("no images")
+        self.summary = ElidedLabel("no images")
+        self.details = ElidedLabel("")
+        self.legend = status_legend()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.summary)
+        layout.addWidget(self.details)
         layout.addWidget(self.view)
+        layout.addWidget(self.legend)
 
     def set_records(self, records: list[ImageRecord]) -> None:
         self.model.set_records(records)
@@ -102,8 +152,8 @@ class ImageList(QWidget):
         self.view.scrollTo(index)
 
     def set_counts(self, counts: dict[str, int]) -> None:
-        self.summary.setText(
-            f"Done {counts['done']} / {counts['total']}   "
-            f"(corrected {counts['corrected']}, skipped {counts['skipped']}, "
-            f"model {counts['model']}, new {counts['new']})"
+        self.summary.setText(f"Done {counts['done']} / {counts['total']}")
+        self.details.setText(
+            f"corrected {counts['corrected']}, skipped {counts['skipped']}, "
+            f"model {counts['model']}, new {counts['new']}"
         )

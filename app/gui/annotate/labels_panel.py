@@ -24,6 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.annotate.mask_ops import MAX_BRUSH, MIN_BRUSH
+from app.gui.preferences import (
+    BRUSH_RADIUS,
+    OVERWRITE,
+    get_flag,
+    get_preference,
+    set_flag,
+    set_preference,
+)
 
 LABEL_ORDER = ("right lung", "left lung", "lungs")
 """Order of the 1/2/3 keys: image left to right, then both."""
@@ -46,7 +54,7 @@ ANATOMY_NOTE = (
 )
 
 STYLE_TIP = (
-    "The annotation convention the model draws; changing it redraws the current label. "
+    "The annotation convention the model draws; changing it redraws every model-drawn label of the image. "
     "'visible': the radiographically visible lung (COVID-QU-Ex). 'anatomical': also the lung "
     "behind the heart and in the posterior recesses, as radiologists often draw it."
 )
@@ -56,6 +64,14 @@ def swatch(color: QColor, size: int = 12) -> QPixmap:
     pixmap = QPixmap(size, size)
     pixmap.fill(color)
     return pixmap
+
+
+def remembered_radius(default: int = 10) -> int:
+    """The brush radius of the last session (a site works at one image scale)."""
+    try:
+        return max(MIN_BRUSH, min(MAX_BRUSH, int(get_preference(BRUSH_RADIUS) or default)))
+    except ValueError:
+        return default
 
 
 class LabelsPanel(QWidget):
@@ -97,10 +113,19 @@ class LabelsPanel(QWidget):
         form.addRow(self.outline)
         self.brush = QSpinBox()
         self.brush.setRange(MIN_BRUSH, MAX_BRUSH)
-        self.brush.setValue(10)
+        self.brush.setValue(remembered_radius())
         self.brush.setSuffix(" px")
         self.brush.valueChanged.connect(self.brush_changed)
+        self.brush.valueChanged.connect(lambda v: set_preference(BRUSH_RADIUS, str(v)))
         form.addRow("Brush radius ([ / ])", self.brush)
+        self.overwrite = QCheckBox("Brush overwrites the other lung")
+        self.overwrite.setToolTip(
+            "One pixel belongs to one lung. Off: painting a lung skips the other lung's pixels. "
+            "On: painting a lung takes them from the other lung."
+        )
+        self.overwrite.setChecked(get_flag(OVERWRITE))
+        self.overwrite.toggled.connect(lambda on: set_flag(OVERWRITE, on))
+        form.addRow(self.overwrite)
         layout.addWidget(view)
 
         self.style_box = QGroupBox("Mask style")

@@ -41,8 +41,11 @@ def paint_stroke(
     radius = int(max(MIN_BRUSH, min(MAX_BRUSH, radius)))
     x0, y0 = (round(float(v)) for v in start)
     x1, y1 = (round(float(v)) for v in end)
+    # cv2's thick lines reach a pixel past the radius: a segment's rectangle gets that margin,
+    # so the caller's repaint and lung-overlap clean-up see every pixel the stroke set
+    pad = radius + (2 if (x0, y0) != (x1, y1) else 0)
     rect = clamp_rect(
-        (min(x0, x1) - radius, min(y0, y1) - radius, max(x0, x1) + radius + 1, max(y0, y1) + radius + 1),
+        (min(x0, x1) - pad, min(y0, y1) - pad, max(x0, x1) + pad + 1, max(y0, y1) + pad + 1),
         mask.shape,
     )
     if rect is None:
@@ -76,6 +79,11 @@ def remove_small_islands(mask: np.ndarray, relative: float = 0.05, min_pixels: i
     keep[1:] = sizes >= keep_size
     keep[1 + int(sizes.argmax())] = True
     return keep[labels]
+
+
+def count_regions(mask: np.ndarray) -> int:
+    """Connected regions (8-neighbour) of ``mask``: how many holes a fill closed, say."""
+    return int(ndimage.label(mask, structure=np.ones((3, 3), bool))[1])
 
 
 def changed_rect(before: np.ndarray, after: np.ndarray) -> Rect | None:

@@ -24,8 +24,21 @@ from engine.project import (
     ProjectStore,
     export_coco,
     export_dicom_seg,
+    export_labelme,
+    export_nifti,
     export_png,
+    export_yolo,
 )
+
+EXPORT_FORMATS: dict[str, str] = {  # key -> what the export dialog calls it
+    "png": "PNG masks (0/255, original size)",
+    "coco": "COCO JSON (RLE)",
+    "dicom_seg": "DICOM-SEG (for DICOM sources)",
+    "nifti": "NIfTI (.nii.gz)",
+    "labelme": "LabelMe JSON (polygons)",
+    "yolo": "YOLO-seg txt (polygons)",
+}
+DEFAULT_FORMATS = ("png", "coco", "dicom_seg")
 
 SKIP_DIRS = {ProjectStore.DIRNAME, "__pycache__", ".git"}
 GUI_STATE = "gui-state.json"
@@ -65,6 +78,7 @@ class Project:
     records: list[ImageRecord]
     read_only_reason: str | None = None
     only: set[str] | None = field(default=None, repr=False)  # files opened explicitly
+    notes: dict[str, str] = field(default_factory=dict, repr=False)  # why the last export skipped a format
 
     @property
     def root(self) -> Path:
@@ -146,21 +160,43 @@ class Project:
         self._update(index, kind, version)
         return version
 
-    def export(self, out_dir: str | Path, kind: str | None = None) -> dict[str, list[Path]]:
-        """PNG masks per label, one COCO JSON, and a DICOM-SEG per annotated DICOM image."""
+    def export(self, out_dir: str | Path, kind: str | None = None,
+               formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS) -> dict[str, list[Path]]:
+        """The chosen formats, each in its own folder (COCO: one JSON); ``notes`` (set on
+        return) says why a chosen format wrote nothing, e.g. "source is not DICOM"."""
         out_dir = Path(out_dir)
-        written: dict[str, list[Path]] = {"png": [], "coco": [], "dicom_seg": []}
-        written["png"] = export_png(self.store, out_dir / "masks", kind=kind)
-        written["coco"] = [export_coco(self.store, out_dir / "annotations_coco.json", kind=kind)]
+        self.notes = {}
+        writers = {"png": (export_png, "masks"), "nifti": (export_nifti, "nifti"),
+                   "labelme": (export_labelme, "labelme"), "yolo": (export_yolo, "yolo")}
+        written: dict[str, list[Path]] = {}
+        for key in formats:
+            if key in writers:
+                function, folder = writers[key]
+                written[key] = function(self.store, out_dir / folder, kind=kind)
+            elif key == "coco":
+                written[key] = [export_coco(self.store, out_dir / "annotations_coco.json", kind=kind)]
+            elif key == "dicom_seg":
+                written[key] = self._export_dicom_seg(out_dir, kind)
+            else:
+                raise LungSamError(f"unknown export format {key!r}; expected some of {list(EXPORT_FORMATS)}")
+            if not written[key] and key not in self.notes:
+                self.notes[key] = "no annotated images"
+        return written
+
+    def _export_dicom_seg(self, out_dir: Path, kind: str | None) -> list[Path]:
+        written, annotated = [], 0
         for record, annotation in self.store.latest_annotations(kind):
             if self.only is not None and record.rel_path not in self.only:
                 continue
+            annotated += 1
             source = self.root / record.rel_path
             if not _is_dicom(source):
                 continue
             stem = Path(record.rel_path).with_suffix("")
             target = out_dir / "dicom_seg" / f"{stem}_seg.dcm"
-            written["dicom_seg"].append(export_dicom_seg(annotation, source, target))
+            written.append(export_dicom_seg(annotation, source, target))
+        if annotated and not written:
+            self.notes["dicom_seg"] = "source is not DICOM"
         return written
 
     def remember(self, index: int) -> None:
@@ -192,4 +228,4 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-__all__ = ["Project", "common_root", "scan_folder"]
+__all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "Project", "common_root", "scan_folder"]

@@ -5,7 +5,8 @@ raw data is shifted once into a uint16 index image, and each new window is a 64 
 lookup table built with :func:`engine.imaging.loader.apply_window` itself, so the display matches the
 loader's pixels exactly. Non-integer data falls back to ``apply_window`` on the full array.
 The model keeps seeing the file's own window (``LoadedImage.pixels``); re-windowing only
-changes what is shown.
+changes what is shown. 8-bit images (PNG, JPEG, RGB too) are windowed from their own grey
+levels, so every image gets window/level and the auto percentile window.
 """
 
 from __future__ import annotations
@@ -36,13 +37,24 @@ class Windower:
     """Re-windows one image's ``raw`` values; build once per image, call ``apply`` per drag."""
 
     def __init__(self, image: LoadedImage) -> None:
-        if image.raw is None or image.window is None:
-            raise ValueError("only high-bit-depth images (with raw values) can be re-windowed")
-        self.raw = image.raw
-        self.invert = image.invert
-        self.file_window = image.window
-        self.low, self.high = float(self.raw.min()), float(self.raw.max())
+        self._raw: np.ndarray | None = None
+        if image.raw is not None and image.window is not None:
+            self._raw, self.invert, self.file_window = image.raw, image.invert, image.window
+            self.low, self.high = float(self._raw.min()), float(self._raw.max())
+        else:
+            # 8-bit PNG/JPEG: the stored grey levels are the raw values and the identity window
+            # (0..255) reproduces them exactly, so washed-out exports can be windowed too. The
+            # float copy is made on the first re-window only (images are opened far more often).
+            self._pixels = image.pixels
+            self.invert, self.file_window = False, Window(127.5, 255.0)
+            self.low, self.high = float(image.pixels.min()), float(image.pixels.max())
         self._index: np.ndarray | None | bool = False  # built on the first re-window
+
+    @property
+    def raw(self) -> np.ndarray:
+        if self._raw is None:
+            self._raw = self._pixels.astype(np.float32)
+        return self._raw
 
     def _lookup_index(self) -> np.ndarray | None:
         """uint16 offsets of integer-valued raw data (None when a LUT cannot represent it)."""

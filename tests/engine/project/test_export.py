@@ -23,8 +23,14 @@ from engine.project import (
     ProjectStore,
     export_coco,
     export_dicom_seg,
+    export_labelme,
+    export_nifti,
     export_png,
+    export_yolo,
     mask_filename,
+    read_labelme,
+    read_nifti,
+    read_yolo,
     rle_counts,
     rle_decode,
     rle_encode,
@@ -91,12 +97,15 @@ def test_png_export_of_a_store_mirrors_subfolders(tmp_path: Path) -> None:
         assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in paths) == [
             "a/x_lungs.png",
             "b/x_left_lung.png",
+            "b/x_lungs.png",  # the union is always written, whatever was drawn
         ]
         assert export_png(store, tmp_path / "only", kind="corrected") == [
             tmp_path / "only" / "a" / "x_lungs.png"
         ]
     decoded = np.asarray(Image.open(tmp_path / "out" / "b" / "x_left_lung.png")) == 255
     np.testing.assert_array_equal(decoded, lung_masks(shift=3)["left lung"])
+    union = np.asarray(Image.open(tmp_path / "out" / "b" / "x_lungs.png")) == 255
+    np.testing.assert_array_equal(union, lung_masks(shift=3)["left lung"])
 
 
 # ------------------------------------------------------------------------ COCO RLE
@@ -244,7 +253,8 @@ def test_dicom_seg_round_trip_references_the_source(tmp_path: Path) -> None:
     source = synthetic_dicom(tmp_path / "cxr.dcm", "CR")
     masks = lung_masks()
     two = {"right lung": masks["right lung"], "left lung": masks["left lung"]}
-    out = export_dicom_seg(annotation(two), tmp_path / "cxr.dcm", tmp_path / "seg" / "cxr_seg.dcm")
+    drawn_by_hand = Annotation("cxr 1.dcm", 3, "corrected", None, None, 0.0, {}, two)  # no model
+    out = export_dicom_seg(drawn_by_hand, tmp_path / "cxr.dcm", tmp_path / "seg" / "cxr_seg.dcm")
     seg = hd.seg.segread(out)
     assert seg.Modality == "SEG" and seg.SegmentationType == "BINARY"
     assert seg.StudyInstanceUID == source.StudyInstanceUID and seg.PatientID == "LS0001"
@@ -298,3 +308,92 @@ def test_dicom_seg_refuses_size_mismatch_and_non_dicom_source(tmp_path: Path) ->
     with pytest.raises(ExportError, match="photo.png: not a readable DICOM file"):
         export_dicom_seg(annotation(lung_masks()), tmp_path / "photo.png", tmp_path / "s.dcm")
     assert not (tmp_path / "s.dcm").exists()
+
+
+def test_dicom_seg_of_corrected_model_masks_is_semiautomatic_with_model_and_series(tmp_path: Path) -> None:
+    synthetic_dicom(tmp_path / "cxr.dcm", "CR")
+    out = export_dicom_seg(annotation(lung_masks(), kind="corrected"), tmp_path / "cxr.dcm", tmp_path / "s.dcm")
+    seg = hd.seg.segread(out)
+    assert seg.SeriesDescription == "LungSAM lung segmentation (corrected)"
+    codes = {s.SegmentLabel: s.SegmentedPropertyTypeCodeSequence[0] for s in seg.SegmentSequence}
+    assert {label: (c.CodeValue, c.CodingSchemeDesignator) for label, c in codes.items()} == {
+        "lungs": ("39607008", "SCT"), "right lung": ("3341006", "SCT"), "left lung": ("44029006", "SCT"),
+    }
+    for segment in seg.SegmentSequence:
+        assert segment.SegmentAlgorithmType == "SEMIAUTOMATIC"
+        algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
+        assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == ("lungsam-int8", "abc123")
+
+
+# ------------------------------------------------------------------------ NIfTI, LabelMe, YOLO
+
+
+def store_with_two_images(tmp_path: Path) -> ProjectStore:
+    root = tmp_path / "cxr"
+    for rel in ("a/x.png", "y.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    store = ProjectStore.open(root)
+    masks = lung_masks()
+    store.save_annotation("a/x.png", {"right lung": masks["right lung"], "left lung": masks["left lung"]}, "corrected")
+    store.save_annotation("y.png", {"lungs": lung_masks(shift=3)["lungs"]}, "model")
+    return store
+
+
+def test_nifti_export_round_trips(tmp_path: Path) -> None:
+    with store_with_two_images(tmp_path) as store:
+        paths = export_nifti(store, tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in paths) == [
+        "a/x_left_lung.nii.gz", "a/x_lungs.nii.gz", "a/x_right_lung.nii.gz", "y_lungs.nii.gz",
+    ]
+    masks = lung_masks()
+    for label in LABELS:
+        np.testing.assert_array_equal(read_nifti(tmp_path / "out" / "a" / f"x_{label.replace(' ', '_')}.nii.gz"), masks[label])
+    np.testing.assert_array_equal(read_nifti(tmp_path / "out" / "y_lungs.nii.gz"), lung_masks(shift=3)["lungs"])
+
+
+def test_labelme_and_yolo_polygons_round_trip(tmp_path: Path) -> None:
+    with store_with_two_images(tmp_path) as store:
+        labelme = export_labelme(store, tmp_path / "labelme")
+        yolo = export_yolo(store, tmp_path / "yolo")
+    assert sorted(p.relative_to(tmp_path / "labelme").as_posix() for p in labelme) == ["a/x.json", "y.json"]
+    assert sorted(p.relative_to(tmp_path / "yolo").as_posix() for p in yolo) == ["a/x.txt", "classes.txt", "y.txt"]
+    assert (tmp_path / "yolo" / "classes.txt").read_text().split() == ["lungs", "right_lung", "left_lung"]
+    document = json.loads((tmp_path / "labelme" / "a" / "x.json").read_text())
+    assert document["imagePath"] == "x.png" and (document["imageHeight"], document["imageWidth"]) == (64, 80)
+    masks = lung_masks()
+    for decoded in (read_labelme(tmp_path / "labelme" / "a" / "x.json"), read_yolo(tmp_path / "yolo" / "a" / "x.txt", (64, 80))):
+        assert set(decoded) == set(LABELS)
+        for label in LABELS:
+            np.testing.assert_array_equal(decoded[label], masks[label])
+    assert set(read_yolo(tmp_path / "yolo" / "y.txt", (64, 80))) == {"lungs"}
+
+
+def test_real_lung_polygons_round_trip_exactly() -> None:
+    """Outer polygons keep every boundary pixel: a clinician's mask comes back exactly, holes
+    filled (polygon formats have no holes)."""
+    from engine.project.export_formats import mask_polygons, polygons_mask
+
+    mask = real_mask()
+    np.testing.assert_array_equal(polygons_mask(mask_polygons(mask), mask.shape), ndimage_fill(mask))
+
+
+def ndimage_fill(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(mask)
+
+
+def test_exported_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with store_with_two_images(tmp_path) as store:
+            paths = [*export_png(store, tmp_path / "png"), *export_nifti(store, tmp_path / "nii"),
+                     export_coco(store, tmp_path / "coco.json"), *export_yolo(store, tmp_path / "yolo"),
+                     *export_labelme(store, tmp_path / "labelme")]
+    finally:
+        os.umask(old)
+    assert paths and {stat.S_IMODE(p.stat().st_mode) for p in paths} == {0o644}

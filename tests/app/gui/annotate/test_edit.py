@@ -118,3 +118,52 @@ def test_brush_strokes_are_round_and_clipped_to_the_image():
     assert rect == (0, 0, 4, 4)
     assert mask[0, 3] and not mask[3, 3]  # a disk, not a square
     assert mask_ops.paint_stroke(mask, (100, 100), (120, 100), 2, True) is None
+
+
+def test_fill_and_islands_say_what_they_did(qtbot, gui_model, image_folder, make_window):
+    window = make_window([image_folder])
+    session = window.annotator.session
+    ring = np.zeros(session.shape, bool)
+    ring[50:150, 50:150] = True
+    ring[80:90, 80:90] = False  # two holes, 100 + 50 px
+    ring[100:105, 100:110] = False
+    ring[200:203, 200:203] = True  # a 9 px crumb
+    before = session.snapshot(["lungs"])
+    session.masks["lungs"] = ring.copy()
+    session.commit("test", before, manual=True)
+    status = window.statusBar()
+    window.on_fill_holes()
+    assert status.currentMessage() == "filled 2 holes (150 px)"
+    window.on_fill_holes()
+    assert status.currentMessage() == "nothing to fill: no holes"
+    window.on_remove_islands()
+    assert status.currentMessage() == "removed 1 island (9 px)"
+    window.on_remove_islands()
+    assert status.currentMessage() == "nothing to remove: no small islands"
+
+
+def test_redo_of_a_point_says_point(qtbot, gui_model, image_folder, make_window):
+    from PySide6.QtCore import Qt
+
+    from tests.app.conftest import click
+
+    window = make_window([image_folder])
+    drag_box(qtbot, window, (30, 40, 220, 230))
+    wait_settled(qtbot, window)
+    click(window, 120.5, 130.5, modifier=Qt.KeyboardModifier.ShiftModifier)
+    wait_settled(qtbot, window)
+    window.on_undo()
+    assert window.statusBar().currentMessage() == "undo: point"
+    window.on_redo()
+    assert window.statusBar().currentMessage() == "redo: point"
+    window.on_undo(), window.on_undo()
+    assert window.statusBar().currentMessage() == "undo: box"
+
+
+def test_a_strokes_rectangle_holds_every_pixel_it_painted():
+    for end in ((140, 100), (140, 137), (100, 160)):
+        mask = np.zeros((300, 300), bool)
+        x0, y0, x1, y1 = mask_ops.paint_stroke(mask, (100, 100), end, 10, True)
+        outside = mask.copy()
+        outside[y0:y1, x0:x1] = False
+        assert not outside.any(), end

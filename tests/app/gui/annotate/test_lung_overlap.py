@@ -37,3 +37,42 @@ def test_overlapping_boxes_in_the_window_give_disjoint_lungs(qtbot, gui_model, i
     assert (left_alone & masks["right lung"]).any(), "the boxes must overlap for this test to bite"
     assert not (masks["left lung"] & masks["right lung"]).any()
     assert np.array_equal(masks["left lung"], left_alone & ~masks["right lung"])
+
+
+def paint_left_lung_over_the_right(qtbot, window):
+    from tests.app.gui.annotate.test_edit import brush_drag
+
+    session = window.annotator.session
+    right = np.zeros(session.shape, bool)
+    right[40:200, 20:120] = True
+    before = session.snapshot(["right lung"])
+    session.masks["right lung"] = right.copy()
+    session.commit("test", before, manual=True)
+    window.on_label_2()
+    window.on_tool_brush()
+    brush_drag(window, [(100.5, 100.5), (140.5, 100.5)])  # from inside the right lung out
+    return right
+
+
+def test_brush_strokes_leave_the_other_lung_alone(qtbot, gui_model, image_folder, make_window):
+    window = make_window([image_folder])
+    right = paint_left_lung_over_the_right(qtbot, window)
+    masks = window.annotator.session.masks
+    assert masks["left lung"][100, 130] and not masks["left lung"][100, 100]
+    assert np.array_equal(masks["right lung"], right)  # the right lung kept every pixel
+    assert not (masks["left lung"] & masks["right lung"]).any()
+
+
+def test_overwrite_preference_lets_a_stroke_take_the_other_lungs_pixels(
+    qtbot, gui_model, image_folder, make_window, private_preferences
+):
+    window = make_window([image_folder])
+    window.panel.overwrite.setChecked(True)
+    assert "brush_overwrites_other_lung=true" in private_preferences.read_text()
+    right = paint_left_lung_over_the_right(qtbot, window)
+    masks = window.annotator.session.masks
+    assert masks["left lung"][100, 100] and masks["left lung"][100, 130]
+    assert not masks["right lung"][100, 100] and masks["right lung"][150, 50]
+    assert not (masks["left lung"] & masks["right lung"]).any()
+    window.on_undo()  # one step gives the right lung its pixels back
+    assert np.array_equal(masks["right lung"], right) and "left lung" not in masks

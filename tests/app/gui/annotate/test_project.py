@@ -63,17 +63,21 @@ def test_model_output_is_autosaved_as_model_and_on_image_change(qtbot, gui_model
     with qtbot.waitSignal(window.saved, timeout=5000):
         pass  # the 200 ms autosave timer fires
     store = window.project.store
-    assert store.latest_annotation(rel).kind == "model"
+    wait_settled(qtbot, window)
+    qtbot.waitUntil(lambda: not window.annotator.session.dirty, timeout=5000)  # all autosaved
+    autosaved = store.latest_annotation(rel)
+    assert autosaved.kind == "model"
     assert window.project.records[0].status == "model"
     expected = window.annotator.session.masks["lungs"].copy()
     window.on_tool_eraser()
     before = window.annotator.session.snapshot(["lungs"])
-    window.annotator.session.masks["lungs"][:10] = False
-    window.annotator.session.commit("eraser", before, manual=True)
+    rows = np.flatnonzero(expected.any(axis=1))[:10]  # erase pixels the mask has
+    window.annotator.session.masks["lungs"][rows] = False
+    assert window.annotator.session.commit("eraser", before, manual=True)
     window.on_next_image()  # image change saves at once
     annotation = store.latest_annotation(rel)
-    assert annotation.kind == "corrected" and annotation.version == 2
-    expected[:10] = False
+    assert annotation.kind == "corrected" and annotation.version == autosaved.version + 1
+    expected[rows] = False
     assert np.array_equal(annotation.masks["lungs"], expected)
 
 

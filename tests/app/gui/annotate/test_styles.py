@@ -69,3 +69,29 @@ def test_the_chosen_style_is_remembered_for_the_next_window(
     drag_box(qtbot, second, (30, 40, 220, 230))
     wait_settled(qtbot, second)
     assert second.annotator.last_request.style == "anatomical"
+
+
+def test_a_style_switch_redraws_every_model_label_as_one_undo_step(
+    qtbot, styled_tiny_sam, tmp_path, monkeypatch, image_folder, make_window
+):
+    from tests.app.gui_steps import box_both_lungs
+
+    folder = install_default(*styled_tiny_sam, "styled", tmp_path, monkeypatch)
+    window = make_window([image_folder])
+    box_both_lungs(qtbot, window)
+    session = window.annotator.session
+    visible = {label: session.masks[label].copy() for label in ("right lung", "left lung")}
+    window.on_label_1()  # the current label is one lung; the other must follow too
+    window.panel.style.setCurrentText("anatomical")
+    wait_settled(qtbot, window)
+    predictor = Predictor(load_model(folder), device="cpu")
+    predictor.set_image(window.image.pixels)
+    right = predictor.predict(boxes=np.array(session.prompt("right lung").box), style="anatomical").masks[0, 0]
+    left = predictor.predict(boxes=np.array(session.prompt("left lung").box), style="anatomical").masks[0, 0]
+    assert np.array_equal(session.masks["right lung"], right & ~visible["left lung"])
+    assert np.array_equal(session.masks["left lung"], left & ~session.masks["right lung"])
+    assert not np.array_equal(session.masks["left lung"], visible["left lung"])
+    window.annotator.undo()  # one step back: both lungs in the first style
+    assert window.statusBar().currentMessage() == "undo: mask style"
+    for label, mask in visible.items():
+        assert np.array_equal(session.masks[label], mask)
