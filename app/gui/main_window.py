@@ -193,7 +193,7 @@ class MainWindow(WindowCommands, QMainWindow):
     def _worker_busy(self, what: str) -> None:
         self.status.set_busy(what)
 
-    def _embedded(self, token: int, info) -> None:  # noqa: ANN001
+    def _embedded(self, token: int, info) -> None:
         if token == self.token:
             self.embedded_token = token
             self.status.set_embedding(info.seconds, info.from_cache)
@@ -349,13 +349,13 @@ class MainWindow(WindowCommands, QMainWindow):
         def run() -> None:
             try:
                 result = project.export(out_dir)
-            except Exception as exc:  # noqa: BLE001 - shown to the user
+            except Exception as exc:
                 result = exc
             self.export_done.emit(result)
 
         threading.Thread(target=run, name="lungsam-export", daemon=True).start()
 
-    def _export_finished(self, result) -> None:  # noqa: ANN001
+    def _export_finished(self, result) -> None:
         self.status.set_busy("")
         if isinstance(result, Exception):
             self.show_error(f"export failed: {result}")
@@ -375,7 +375,7 @@ class MainWindow(WindowCommands, QMainWindow):
     def on_toggle_trainer(self, checked: bool) -> None:
         self.trainer_dock.setVisible(checked)
 
-    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def closeEvent(self, event) -> None:
         self.save_current(reason="close")
         self.autosave.stop()
         self.trainer_pane.shutdown()
