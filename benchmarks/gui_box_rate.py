@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.script_support import offscreen_gui_environment, spin  # noqa: E402
+from tools.script_support import offscreen_gui_environment, spin
 
 offscreen_gui_environment()  # before anything imports Qt
 

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.models import load_model  # noqa: E402
-from engine.predict import EmbeddingCache, Predictor  # noqa: E402
-from trainer.data import find_pairs, tight_box  # noqa: E402
-from trainer.evaluation import PERTURBATIONS, dice, load_ground_truth  # noqa: E402
+from engine.models import load_model
+from engine.predict import EmbeddingCache, Predictor
+from trainer.data import find_pairs, tight_box
+from trainer.evaluation import PERTURBATIONS, dice, load_ground_truth
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -77,16 +77,17 @@ def test_base_stage1_with_a_style_stage2_and_int8_eval_on_cuda(tmp_path):
     from engine.models import load_model
     from engine.sam import mask_styles
     from trainer.evaluation import evaluate_model
-    from trainer.training import TrainRequest, read_events, run_stage
+    from trainer.training import TrainRequest, read_events, run_stage, settings_for
 
     data = write_synthetic_set(tmp_path / "data", 12)
     wide = write_synthetic_set(tmp_path / "wide", 12, grow_px=4)
-    common = dict(val=data, batch_size=4, progress=False, device="cuda")
-    run_stage(TrainRequest(stage="base", data=data, out=tmp_path / "base", arch="tiny", epochs=2, **common))
+    common = dict(val=data, progress=False, device="cuda")
+    run_stage(TrainRequest(stage="base", data=data, out=tmp_path / "base", arch="tiny",
+                           settings=settings_for("base", epochs=2, batch_size=4), **common))
     run_stage(TrainRequest(stage="stage1", data=data, out=tmp_path / "s1", model=str(tmp_path / "base" / "best"),
-                           epochs=2, styles=["visible", "wide"], style_data=[("wide", wide)], **common))
+                           settings=settings_for("stage1", epochs=2, batch_size=4), styles=["visible", "wide"], style_data=[("wide", wide)], **common))
     run_stage(TrainRequest(stage="stage2", data=data, out=tmp_path / "s2", model=str(tmp_path / "s1" / "best"),
-                           epochs=1, style_data=[("wide", wide)], **common))
+                           settings=settings_for("stage2", epochs=1, batch_size=4), style_data=[("wide", wide)], **common))
     epochs = [e for e in read_events(tmp_path / "s1" / "events.jsonl") if e["event"] == "epoch"]
     assert len(epochs) == 2 and all(np.isfinite(e["val_dice_style1"]) for e in epochs)
     int8 = load_model(tmp_path / "s2" / "int8")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.training import OVERLAP_MIN_CORR  # noqa: E402 - the threshold read_exclude uses
+from trainer.training import OVERLAP_MIN_CORR
 
 MASK_DIRS = ("masks", "masks_left", "masks_right")
 

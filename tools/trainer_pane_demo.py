@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.script_support import offscreen_gui_environment, spin  # noqa: E402
+from tools.script_support import offscreen_gui_environment, spin
 
 offscreen_gui_environment()  # before anything imports Qt
 
@@ -77,7 +77,7 @@ def choose_model(spec: str | None, work: Path) -> str:
     return str(frozen)
 
 
-def drag(window, box) -> None:  # noqa: ANN001
+def drag(window, box) -> None:
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
 
@@ -111,7 +111,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app.gui.main_window import MainWindow
-    from app.gui.trainer import format_duration
+    from trainer.finetune import format_duration
 
     window = MainWindow(model=model, device="cpu")
     window.resize(1800, 1150)

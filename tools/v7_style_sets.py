@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.gb_style_sets import link_set  # noqa: E402
+from tools.gb_style_sets import link_set
 
 
 def part_of(patient: str) -> str:

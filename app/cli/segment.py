@@ -184,7 +184,7 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_models(args: argparse.Namespace) -> int:  # noqa: ARG001
+def run_models(args: argparse.Namespace) -> int:
     from engine.models import default_model_name, list_models
     from engine.sam import DEFAULT_STYLE
 

@@ -6,18 +6,23 @@ import argparse
 from pathlib import Path
 
 
+def add_settings_arguments(parser: argparse._ArgumentGroup) -> None:
+    """The stage settings' options, generated from their dataclasses (imported when used)."""
+    from trainer.settings import add_settings_arguments as add
+
+    add(parser)  # type: ignore[arg-type]
+
+
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model: base (from scratch), stage1 (AdaLoRA), stage2 (QAT)")
     p.add_argument("stage", choices=["base", "stage1", "stage2"])
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (or a .lungsam project)")
     p.add_argument("--val", help="validation folder with images/ and masks/ (default: hold back --val-fraction of --data)")
     p.add_argument("--val-fraction", type=float, help="hold back this fraction of --data for validation (by patient)")
-    p.add_argument("--model", help="model to start from (name, folder or .pth)")
+    p.add_argument("--model", help="model to start from (name, model folder, run folder = its best model, or .pth); "
+                   "stage1 default: the shipped FP32 base lungsam-compact-base")
     p.add_argument("--arch", help="architecture for base training from scratch (e.g. compact)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, events, best model)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="learning rate (base stage)")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
     p.add_argument("--events", help="write JSON-lines progress events to FILE or - (stdout)")
@@ -28,13 +33,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="where decoded data sets are cached (default RUN/../.data-cache)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",
                    help="stage1 learning rates: ours (default) or the paper's 5e-5/2e-5")
-    p.add_argument("--adapter-lr", type=float, help="stage1: AdaLoRA learning rate")
-    p.add_argument("--decoder-lr", type=float, help="stage1/2: mask decoder learning rate")
-    p.add_argument("--lambda-lr", type=float, help="stage2: learning rate of the singular values")
-    p.add_argument("--rank-max", type=int, help="stage1: initial AdaLoRA rank per layer (paper 48)")
-    p.add_argument("--rank-target", type=int, help="stage1: average rank after pruning (paper 32)")
     p.add_argument("--log-every", type=int, help="emit a step event every N steps (default 10)")
-    p.add_argument("--train-decoder", action="store_true", help="stage2: also train the decoder")
     p.add_argument("--styles", help="the model's mask styles (annotation conventions), comma-separated, "
                    "e.g. visible,anatomical; new names become new output tokens copied from the first")
     p.add_argument("--data-style", help="mask style that --data and --val follow (default: the model's first)")
@@ -44,26 +43,27 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="validation data for style NAME (default: hold back a fifth of its --style-data)")
     p.add_argument("--style-repeat", type=int, default=1, help="show each --style-data example N times per epoch")
     p.add_argument("--fp16-storage", action="store_true", help="store FP32 weights as FP16 on disk")
+    add_settings_arguments(p.add_argument_group("stage settings (trainer.settings)"))
     p.set_defaults(func=run_train)
 
 
-def _cancel_on_sigterm() -> None:
+def cancel_on_sigterm() -> None:
     """The GUI cancels a run with SIGTERM: turn it into KeyboardInterrupt so the trainer
     reports ``failed: cancelled`` and exits (files are only ever replaced atomically)."""
     import signal
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def request_from_args(args: argparse.Namespace):
+    """The trainer's request for parsed ``lungsam train`` options (settings validated here)."""
     from trainer.data import parse_style_source
-    from trainer.training import TrainRequest, run_stage
+    from trainer.training import TrainRequest, settings_from_args
 
-    _cancel_on_sigterm()
-    request = TrainRequest(
+    return TrainRequest(
         stage=args.stage,
         data=Path(args.data),
         val=Path(args.val) if args.val else None,
@@ -71,9 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
         out=Path(args.out),
         model=args.model,
         arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        settings=settings_from_args(args.stage, args, args.preset),
         device=args.device,
         resume=args.resume,
         events=args.events,
@@ -83,19 +81,18 @@ def run_train(args: argparse.Namespace) -> int:
         exclude=Path(args.exclude) if args.exclude else None,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         storage_dtype="float16" if args.fp16_storage else "float32",
-        preset=args.preset,
-        adapter_lr=args.adapter_lr,
-        decoder_lr=args.decoder_lr,
-        lambda_lr=args.lambda_lr,
-        train_decoder=args.train_decoder,
-        rank_max=args.rank_max,
-        rank_target=args.rank_target,
         log_every=args.log_every,
         styles=[n.strip() for n in args.styles.split(",") if n.strip()] if args.styles else None,
         data_style=args.data_style,
-        style_data=[parse_style_source(t) for t in args.style_data],
-        style_val=[parse_style_source(t) for t in args.style_val],
+        style_data=[parse_style_source(t) for t in args.style_data] or None,
+        style_val=[parse_style_source(t) for t in args.style_val] or None,
         style_repeat=args.style_repeat,
     )
-    run_stage(request)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from trainer.training import run_stage
+
+    cancel_on_sigterm()
+    run_stage(request_from_args(args))
     return 0

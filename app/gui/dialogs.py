@@ -31,7 +31,7 @@ ABOUT = (
 
 
 class ShortcutsDialog(QDialog):
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         rows = shortcuts.rows()

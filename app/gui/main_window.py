@@ -199,7 +199,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
     def _worker_busy(self, what: str) -> None:
         self.status.set_busy(what)
 
-    def _embedded(self, token: int, info) -> None:  # noqa: ANN001
+    def _embedded(self, token: int, info) -> None:
         if token == self.token:
             self.embedded_token = token
             self.status.set_embedding(info.seconds, info.from_cache)
@@ -354,7 +354,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
     def on_toggle_trainer(self, checked: bool) -> None:
         self.trainer_dock.setVisible(checked)
 
-    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def closeEvent(self, event) -> None:
         self.save_current(reason="close")
         remember_layout(self)
         self.autosave.stop()

@@ -144,7 +144,7 @@ def library_errors(name: str, reason: str) -> Iterator[None]:
         raise
     except MemoryError as exc:
         raise ImageLoadError(f"{name}: not enough memory to decode the image") from exc
-    except Exception as exc:  # noqa: BLE001 - decoders raise anything on corrupt input
+    except Exception as exc:
         raise ImageLoadError(f"{name}: {reason}") from exc
 
 

@@ -28,7 +28,7 @@ def load_pillow(
         raise ImageLoadError(
             f"{name}: the image is too large (more than {limit:,} pixels)"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad headers
+    except Exception as exc:
         raise ImageLoadError(f"{name}: the file is truncated or corrupt") from exc
     with image:
         cols, rows = image.size

@@ -32,7 +32,7 @@ class _OutcomeOnly(logging.Filter):
 logging.getLogger("tifffile").addFilter(_OutcomeOnly())
 
 
-def full_pages(tif, name: str) -> list:  # noqa: ANN001 - tifffile.TiffFile
+def full_pages(tif, name: str) -> list:
     """The full-resolution pages, walking at most ``MAX_TIFF_PAGES`` pages of the chain.
 
     tifffile follows each page's "next page" offset; a damaged file whose offsets point back

@@ -16,6 +16,7 @@ from engine.models.folder import (
 )
 from engine.models.int8_export import export_int8
 from engine.models.registry import (
+    SHIPPED_BASE,
     ModelEntry,
     default_model_name,
     import_checkpoint,
@@ -32,6 +33,7 @@ __all__ = [
     "INT8_SCHEME",
     "LoadedModel",
     "MODEL_JSON",
+    "SHIPPED_BASE",
     "ModelEntry",
     "WEIGHTS_FILE",
     "default_model_name",

@@ -24,12 +24,30 @@ from engine.models.folder import (
 from engine.sam import build_sam, infer_config, load_state_into, read_state_dict
 
 DEFAULT_MARKER = "DEFAULT"
+SHIPPED_BASE = "lungsam-compact-base"
+"""The shipped FP32 model (no adapters) that fine-tunes start from when none is named."""
+
+
+RESOURCES_PACKAGE = "lungsam_resources"
+"""What the checkout's ``resources/`` folder is called once installed from a wheel."""
 
 
 def resources_dir() -> Path:
-    """The shipped resources (models, samples); ``LUNGSAM_RESOURCES`` overrides for tests."""
+    """The shipped resources (models, samples): ``LUNGSAM_RESOURCES`` (tests), else the
+    checkout's ``resources/`` beside the packages, else the installed ``lungsam_resources``
+    package (``pip install .`` or the wheel, outside any checkout)."""
     env = os.environ.get("LUNGSAM_RESOURCES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "resources"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2] / "resources"
+    if (checkout / "models").is_dir():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec(RESOURCES_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout
 
 
 def shipped_models_dir() -> Path:

@@ -272,7 +272,7 @@ def export_dicom_seg(
     source_path = Path(source_dicom_path)
     try:
         source = pydicom.dcmread(source_path, stop_before_pixels=True)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad files
+    except Exception as exc:
         raise ExportError(f"{source_path.name}: not a readable DICOM file ({exc})") from exc
     if not annotation.masks:
         raise ExportError(f"{annotation.image_rel_path}: the annotation has no masks to export")

@@ -133,3 +133,22 @@ def engine_mask(model_dir: Path, pixels: np.ndarray, **prompts) -> np.ndarray:
     predictor = Predictor(load_model(model_dir), device="cpu")
     predictor.set_image(pixels)
     return predictor.predict(**prompts).masks[0, 0]
+
+
+@pytest.fixture
+def corrected_project(cxr_dir, tmp_path) -> Path:
+    """Six real CXRs whose ground-truth masks are saved as the clinician's corrections."""
+    from PIL import Image
+
+    from engine.project import ProjectStore
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    sources = sorted((cxr_dir / "images").glob("*.png"))[:6]
+    for source in sources:
+        shutil.copy(source, folder / source.name)
+    with ProjectStore.open(folder) as store:
+        for source in sources:
+            mask = np.array(Image.open(cxr_dir / "masks" / source.name).convert("L")) > 127
+            store.save_annotation(source.name, {"lungs": mask}, "corrected", model_name="clinician")
+    return folder

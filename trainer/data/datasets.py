@@ -226,7 +226,7 @@ def patient_key(pair: Pair) -> str:
             ds = pydicom.dcmread(pair.image, stop_before_pixels=True, specific_tags=["PatientID"])
             if getattr(ds, "PatientID", ""):
                 return f"patient:{ds.PatientID}"
-        except Exception:  # noqa: BLE001 - unreadable header: the file is its own group
+        except Exception:
             pass
     return f"file:{pair.name}"
 

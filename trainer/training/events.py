@@ -30,7 +30,7 @@ class EventWriter:
                 self._handles.append((sys.stdout, False))
             else:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
-                self._handles.append((open(target, "a", encoding="utf-8"), True))  # noqa: SIM115
+                self._handles.append((open(target, "a", encoding="utf-8"), True))
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "time": round(time.time(), 3), "stage": self.stage, **fields}

@@ -341,7 +341,7 @@ class Trainer:
                 eta = (self.total_steps - self.step) / max(rate, 1e-6)
                 if parts:
                     bar.set_postfix(loss=f"{parts['loss']:.4f}", epoch=epoch + 1)
-                if self.step % self.loop.log_every == 0 and parts:  # noqa: SIM102
+                if self.step % self.loop.log_every == 0 and parts:
                     self.events.emit(
                         "step", epoch=epoch + 1, step=self.step, total_steps=self.total_steps,
                         lr=self.optimizer.param_groups[0]["lr"], eta_s=round(eta, 1),

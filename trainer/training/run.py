@@ -17,7 +17,7 @@ import torch
 from engine.atomic import atomic_write_bytes
 from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
-from engine.models import load_model
+from engine.models import MODEL_JSON, SHIPPED_BASE, load_model, shipped_models_dir
 from engine.sam import preset
 from trainer.data import (
     apply_style_names,
@@ -27,6 +27,13 @@ from trainer.data import (
     split_pairs,
     style_sets,
     token_of,
+)
+from trainer.settings import (
+    BaseSettings,
+    Stage1Settings,
+    Stage2Settings,
+    StageSettings,
+    default_settings,
 )
 from trainer.training.events import EventWriter
 from trainer.training.interactive import neutral_mask_prompt, never_trained_on_clicks
@@ -44,47 +51,83 @@ from trainer.training.stages import (
     trainable_summary,
 )
 
-# (epochs, batch size) per stage when the user gives none.
-STAGE_DEFAULTS = {"base": (30, 16), "stage1": (15, 8), "stage2": (5, 8)}
-
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainRequest:
+    """What one ``lungsam train`` run is asked to do.
+
+    The stage's own settings (epochs, batch size, learning rates, ranks) are one
+    :mod:`trainer.settings` object; ``None`` means the stage's defaults. Every other
+    field is about data and the run, and ``None`` means "not given" (never ``0``).
+    """
+
     stage: str
     data: Path
-    val: Path | None
     out: Path
+    val: Path | None = None
     model: str | None = None
     arch: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
+    settings: StageSettings | None = None
     device: str = "auto"
     resume: bool = False
     events: str | None = None
     seed: int = 0
     threads: int | None = None
     val_limit: int | None = None
+    val_fraction: float | None = None
     exclude: Path | None = None
     cache_dir: Path | None = None
     storage_dtype: str = "float32"
     progress: bool = True
-    preset: str = "default"
-    train_decoder: bool = False
-    lambda_lr: float | None = None
-    adapter_lr: float | None = None
-    decoder_lr: float | None = None
-    val_fraction: float | None = None
-    rank_max: int | None = None
-    rank_target: int | None = None
     log_every: int | None = None
     styles: list[str] | None = None
     data_style: str | None = None
     style_data: list[tuple[str, Path]] | None = None
     style_val: list[tuple[str, Path]] | None = None
     style_repeat: int = 1
+
+    def stage_settings(self) -> StageSettings:
+        """The settings this run trains with (the stage's defaults when none were given)."""
+        settings = self.settings if self.settings is not None else default_settings(self.stage)
+        if settings.stage != self.stage:
+            raise TrainingError(f"{type(settings).__name__} are not settings of {self.stage}")
+        return settings.validate()
+
+    def check(self) -> None:
+        """Refuse run options the trainer cannot use (``0`` threads, a fraction outside 0..1)."""
+        for name in ("threads", "val_limit", "log_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise TrainingError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            raise TrainingError(f"--val-fraction must lie strictly between 0 and 1 (got {self.val_fraction})")
+        if self.style_repeat < 1:
+            raise TrainingError(f"--style-repeat must be at least 1 (got {self.style_repeat})")
+
+
+DEFAULT_VAL_FRACTION = 0.2
+"""Held back for validation when no --val folder (or --val-fraction) is given."""
+
+
+def start_model_spec(stage: str, model: str | None) -> str | None:
+    """The model a stage starts from: ``--model`` as given, a run folder's ``best`` model, or
+    for Stage 1 without ``--model`` the shipped FP32 base. Base training may start from
+    nothing (``--arch``); Stage 2 needs Stage 1's output."""
+    if model is None:
+        if stage == "stage1":
+            shipped = shipped_models_dir() / SHIPPED_BASE
+            if (shipped / MODEL_JSON).is_file():
+                return str(shipped)
+            raise TrainingError(f"stage1 needs --model: the shipped FP32 base {SHIPPED_BASE} is not installed")
+        if stage == "stage2":
+            raise TrainingError("stage2 needs --model (the Stage 1 run folder or its best model)")
+        return None
+    folder = Path(model).expanduser()
+    if folder.is_dir() and not (folder / MODEL_JSON).is_file() and (folder / "best" / MODEL_JSON).is_file():
+        return str(folder / "best")  # a run folder means its best model
+    return model
 
 
 def state_digest(model: torch.nn.Module) -> str:
@@ -215,7 +258,9 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
-    if req.threads:
+    req.check()
+    settings = req.stage_settings()
+    if req.threads is not None:
         torch.set_num_threads(req.threads)
     if req.out.exists() and any(req.out.iterdir()) and not req.resume:
         if (req.out / "checkpoint.pt").exists():
@@ -224,22 +269,22 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         for what in recover_run_folder(req.out):
             log.info("%s: %s (left by an interrupted run)", req.out, what)
     check_disk_space(req.out, 200 << 20)
-    if req.stage != "base" and not req.model:
-        raise TrainingError(f"{req.stage} needs --model (the model to fine-tune)")
-    base = load_model(req.model) if req.model else None
+    model_spec = start_model_spec(req.stage, req.model)
+    base = load_model(model_spec) if model_spec else None
     if base is not None and base.is_int8:
         raise TrainingError(f"{base.name} is an INT8 deployment model; train from its FP32 version")
     model, config = start_model(base, preset(req.arch) if req.arch else None)
     cache = req.cache_dir or req.out.parent / ".data-cache"
     exclude = read_exclude(req.exclude)
     train_pairs = find_pairs(req.data, exclude)
-    if req.val is None or req.val_fraction:
-        train_pairs, val_pairs = split_pairs(train_pairs, req.val_fraction or 0.2, req.seed)
+    if req.val is None or req.val_fraction is not None:
+        fraction = DEFAULT_VAL_FRACTION if req.val_fraction is None else req.val_fraction
+        train_pairs, val_pairs = split_pairs(train_pairs, fraction, req.seed)
         if not val_pairs or not train_pairs:
             raise TrainingError(f"{req.data}: too few images to hold some back for validation")
     else:
         val_pairs = find_pairs(req.val, exclude)
-    if req.val_limit:
+    if req.val_limit is not None:
         val_pairs = val_pairs[: req.val_limit]
     events.emit("loading", train_pairs=len(train_pairs), val_pairs=len(val_pairs))
     styles = apply_style_names(model, list(req.styles or []), req.stage)
@@ -254,13 +299,12 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     train, val = concat_sets([train, *extra_train]), concat_sets([val, *extra_val])
     for name, reason in train.skipped + val.skipped:
         events.emit("warning", file=name, reason=reason)
-    defaults = STAGE_DEFAULTS[req.stage]
     loop = LoopConfig(
-        epochs=req.epochs or defaults[0],
-        batch_size=req.batch_size or defaults[1],
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
         seed=req.seed,
         threads=req.threads,
-        log_every=req.log_every or LoopConfig.log_every,
+        log_every=LoopConfig.log_every if req.log_every is None else req.log_every,
     )
     torch.manual_seed(req.seed)
     data_info = {
@@ -270,31 +314,26 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         "style_data": {name: str(folder) for name, folder in req.style_data or []},
         "style_repeat": req.style_repeat,
     }
-    prov = provenance(req.stage, data_info, {"loop": asdict(loop)}, req.model or req.arch)
+    prov = provenance(req.stage, data_info, {"loop": asdict(loop), "settings": settings.to_dict()},
+                      model_spec or req.arch)
     steps_per_epoch = max(1, len(train) // (loop.batch_size * dist_world()))
-    if req.stage == "base":
-        cfg = BaseStageConfig(lr=req.lr or BaseStageConfig.lr, storage_dtype=req.storage_dtype)
+    if isinstance(settings, BaseSettings):
+        cfg = BaseStageConfig(lr=settings.lr, storage_dtype=req.storage_dtype)
         groups, hooks = base_stage(model, config, cfg, prov)
-    elif req.stage == "stage1":
-        cfg1 = Stage1Config.paper() if req.preset == "paper" else Stage1Config()
-        cfg1.prune_epochs = scaled_prune_epochs(loop.epochs)
-        cfg1.storage_dtype = req.storage_dtype
-        cfg1.adapter_lr = req.adapter_lr or cfg1.adapter_lr
-        cfg1.decoder_lr = req.decoder_lr or cfg1.decoder_lr
-        cfg1.r_max = req.rank_max or cfg1.r_max
-        cfg1.target_rank = req.rank_target or min(cfg1.target_rank, cfg1.r_max)
-        if not 0 < cfg1.target_rank <= cfg1.r_max:
-            raise TrainingError(f"--rank-target {cfg1.target_rank} must lie in 1..--rank-max {cfg1.r_max}")
+    elif isinstance(settings, Stage1Settings):
+        cfg1 = Stage1Config(adapter_lr=settings.adapter_lr, decoder_lr=settings.decoder_lr, r_max=settings.rank_max,
+                            target_rank=settings.rank_target, prune_epochs=scaled_prune_epochs(loop.epochs),
+                            storage_dtype=req.storage_dtype)
         if base is not None and never_trained_on_clicks(base.meta):
-            neutral_mask_prompt(model.prompt_encoder)
+            neutral_mask_prompt(model.prompt_encoder)  # type: ignore[arg-type]  # nn.Module.__getattr__
         groups, hooks = stage1(model, config, cfg1, loop.epochs, steps_per_epoch, prov)
     else:
-        cfg2 = Stage2Config(train_decoder=req.train_decoder)
-        cfg2.lambda_lr = req.lambda_lr or cfg2.lambda_lr
-        cfg2.decoder_lr = req.decoder_lr or cfg2.decoder_lr
+        assert isinstance(settings, Stage2Settings)
+        cfg2 = Stage2Config(train_decoder=settings.train_decoder, lambda_lr=settings.lambda_lr,
+                            decoder_lr=settings.decoder_lr)
         groups, hooks = stage2(model, config, cfg2, prov)
     params = trainable_summary(model)
-    events.emit("model", **params, base_model=req.model or req.arch, mask_styles=styles)
+    events.emit("model", **params, base_model=model_spec or req.arch, mask_styles=styles)
     trainer = Trainer(model, config, groups, train, val, req.out, loop, events, hooks, device, req.progress)
     if req.resume:
         trainer.resume()
@@ -302,7 +341,7 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     summary = {
         "stage": req.stage, "best_epoch": history.best_epoch, "best_score": history.best_score,
         "epochs": history.epochs, "data": data_info, "skipped": train.skipped + val.skipped,
-        "base_model": req.model or req.arch, "fp32_model": str(req.out / "best"), **params,
+        "base_model": model_spec or req.arch, "fp32_model": str(req.out / "best"), **params,
         "train_names": train.names, "val_names": val.names,
     }
     if (req.out / "int8").is_dir():

@@ -101,7 +101,7 @@ class Annotator(QObject):
             self._pending.setdefault(self.label, self.session.snapshot([self.label]))
             self._action[self.label] = "box"
 
-    def _box_dragged(self, box, final: bool) -> None:  # noqa: ANN001
+    def _box_dragged(self, box, final: bool) -> None:
         if self.session is None:
             return
         label = self.label
@@ -220,7 +220,7 @@ class Annotator(QObject):
             self.changed.emit()
 
     # -- hand edits ------------------------------------------------------------------------
-    def _brush_stroke(self, start, end, phase: str) -> None:  # noqa: ANN001
+    def _brush_stroke(self, start, end, phase: str) -> None:
         if self.session is None:
             return
         label = self.label
@@ -295,7 +295,7 @@ class Annotator(QObject):
     def redo(self) -> bool:
         return self._history(self.session.redo if self.session else None, "redo")
 
-    def _history(self, step, what: str) -> bool:  # noqa: ANN001
+    def _history(self, step, what: str) -> bool:
         if step is None:
             return False
         entry = step()

@@ -39,7 +39,7 @@ class Canvas(QGraphicsView):
     zoom_changed = Signal(float)
     cursor_moved = Signal(object)  # (x, y) image pixel under the mouse, or None off the image
 
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
         self.setBackgroundBrush(QColor(24, 24, 28))
@@ -145,7 +145,7 @@ class Canvas(QGraphicsView):
         x0, y0, x1, y1 = box
         item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def set_points(self, label: str, points, labels, color: QColor | None = None) -> None:  # noqa: ANN001
+    def set_points(self, label: str, points, labels, color: QColor | None = None) -> None:
         for item in self.point_items.pop(label, []):
             self.scene().removeItem(item)
         items = []
@@ -172,7 +172,7 @@ class Canvas(QGraphicsView):
             self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
             self.zoom_changed.emit(self.zoom)
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
@@ -211,12 +211,12 @@ class Canvas(QGraphicsView):
         self.brush_radius = int(radius)
         self._update_brush_cursor(self._last_scene)
 
-    def image_to_viewport(self, x: float, y: float):  # noqa: ANN201 - QPoint
+    def image_to_viewport(self, x: float, y: float):
         """Viewport pixel of image coordinate (x, y) (what tests and scripts click on)."""
         return self.mapFromScene(QPointF(x, y))
 
     # -- mouse -----------------------------------------------------------------------------
-    def _scene_pos(self, event) -> QPointF:  # noqa: ANN001
+    def _scene_pos(self, event) -> QPointF:
         return self.mapToScene(event.position().toPoint())
 
     def _clip(self, p: QPointF) -> QPointF:
@@ -227,7 +227,7 @@ class Canvas(QGraphicsView):
         h, w = self.image_size
         return 0 <= p.x() < w and 0 <= p.y() < h
 
-    def mousePressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mousePressEvent(self, event) -> None:
         if self.image_item is None:
             return super().mousePressEvent(event)
         pos = self._scene_pos(event)
@@ -261,7 +261,7 @@ class Canvas(QGraphicsView):
                 self.brush_stroke.emit((pos.x(), pos.y()), (pos.x(), pos.y()), "start")
         event.accept()
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseMoveEvent(self, event) -> None:
         pos = self._scene_pos(event)
         if self.image_item is None:
             return super().mouseMoveEvent(event)
@@ -285,7 +285,7 @@ class Canvas(QGraphicsView):
         self.cursor_moved.emit((int(pos.x() // 1), int(pos.y() // 1)) if self._inside(pos) else None)
         event.accept()
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
+    def mouseReleaseEvent(self, event) -> None:
         pos = self._scene_pos(event)
         drag, self._drag = self._drag, None
         if drag == "pan":
@@ -307,13 +307,13 @@ class Canvas(QGraphicsView):
             return None
         return (x0, y0, x1, y1)
 
-    def wheelEvent(self, event) -> None:  # noqa: ANN001, N802
+    def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y()
         if delta:
             self.zoom_by(1.0015 ** delta, event.position())
         event.accept()
 
-    def keyPressEvent(self, event) -> None:  # noqa: ANN001, N802
+    def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
@@ -321,7 +321,7 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event) -> None:  # noqa: ANN001, N802
+    def keyReleaseEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self.set_tool(self.tool)
@@ -329,7 +329,7 @@ class Canvas(QGraphicsView):
             return
         super().keyReleaseEvent(event)
 
-    def leaveEvent(self, event) -> None:  # noqa: ANN001, N802
+    def leaveEvent(self, event) -> None:
         self._brush_cursor.setVisible(False)
         self.cursor_moved.emit(None)
         super().leaveEvent(event)

@@ -39,7 +39,7 @@ STATUS_TEXT = {
 
 
 class ImageListModel(QAbstractListModel):
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.records: list[ImageRecord] = []
         self._icons: dict[str, QIcon] = {}
@@ -54,7 +54,7 @@ class ImageListModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.records)
 
     def _icon(self, status: str) -> QIcon:
@@ -64,7 +64,7 @@ class ImageListModel(QAbstractListModel):
             self._icons[status] = QIcon(pixmap)
         return self._icons[status]
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         record = self.records[index.row()]
@@ -122,7 +122,7 @@ class ImageList(QWidget):
 
     image_chosen = Signal(int)
 
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.model = ImageListModel(self)
         self.view = QListView()

@@ -81,7 +81,7 @@ class LabelsPanel(QWidget):
     brush_changed = Signal(int)
     style_chosen = Signal(str)
 
-    def __init__(self, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         box = QGroupBox("Label")

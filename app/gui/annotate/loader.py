@@ -81,7 +81,7 @@ class ImageLoader(QObject):
                 image = self._get(path)
             except LungSamError as exc:
                 self.failed.emit(token, path, str(exc))
-            except Exception as exc:  # noqa: BLE001 - unexpected decoder failure, shown to the user
+            except Exception as exc:
                 self.failed.emit(token, path, f"{Path(path).name}: {exc}")
             else:
                 self.loaded.emit(token, image)
@@ -94,7 +94,7 @@ class ImageLoader(QObject):
         try:
             image = self._get(path)
             self._embed(image)
-        except Exception:  # noqa: BLE001 - a prefetch failure shows when the image is opened
+        except Exception:
             pass
         else:
             self.prefetched.emit(path)

@@ -71,7 +71,7 @@ class ImageItem(QGraphicsItem):
         self._levels: dict[int, QImage] = {1: self.image}
         self.update()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802
+    def boundingRect(self) -> QRectF:
         return QRectF(0, 0, self.image.width(), self.image.height())
 
     def _level(self, factor: int) -> QImage:
@@ -81,7 +81,7 @@ class ImageItem(QGraphicsItem):
             self._levels[factor] = grey_or_rgb_qimage(cv2.resize(self.pixels, size, interpolation=cv2.INTER_AREA))
         return self._levels[factor]
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:  # noqa: ANN001
+    def paint(self, painter: QPainter, option, widget=None) -> None:
         exposed = option.exposedRect.intersected(self.boundingRect())
         if exposed.isEmpty():
             return
@@ -109,10 +109,10 @@ class MaskItem(QGraphicsItem):
         self.mask = mask
         self.update()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802
+    def boundingRect(self) -> QRectF:
         return QRectF(0, 0, self.mask.shape[1], self.mask.shape[0])
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:  # noqa: ANN001
+    def paint(self, painter: QPainter, option, widget=None) -> None:
         step = level_for(painter.worldTransform().m11())
         h, w = self.mask.shape
         rect = exposed_pixels(option.exposedRect, w, h, step)

@@ -165,7 +165,7 @@ class ModelWorker(QObject):
             self.busy.emit("")
             self.model_failed.emit(str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - a broken checkpoint must not kill the GUI
+        except Exception as exc:
             traceback.print_exc()
             self.busy.emit("")
             self.model_failed.emit(f"{spec}: the model could not be loaded ({exc})")
@@ -192,7 +192,7 @@ class ModelWorker(QObject):
         self.busy.emit("embedding")
         try:
             info = self.predictor.set_image(pixels)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.image_id = None
             self.busy.emit("")
             self.embed_failed.emit(image_id, str(exc))
@@ -215,7 +215,7 @@ class ModelWorker(QObject):
                 mask_input=request.mask_input,
                 style=request.style,
             )
-        except Exception as exc:  # noqa: BLE001 - PromptError and friends go to the status bar
+        except Exception as exc:
             self.predict_failed.emit(request, str(exc))
             return
         self.processed += 1

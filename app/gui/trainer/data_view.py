@@ -1,6 +1,6 @@
 """The trainer pane's data section: the corrected images, the split the run will use, the base.
 
-Widgets only: the pane computes the split (:func:`app.gui.trainer.plan.preview_split`) and the
+Widgets only: the pane computes the split (:func:`trainer.finetune.preview_split`) and the
 base model; this shows them and forwards "Base model..." as ``base_chosen(folder)``.
 """
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.trainer.plan import SplitPreview
+from trainer.finetune import SplitPreview
 
 
 class DataView(QWidget):

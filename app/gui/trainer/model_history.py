@@ -48,7 +48,7 @@ class ModelHistory(QWidget):
         self.versions: list[dict[str, Any]] = []
 
     def set_versions(self, versions: list[dict[str, Any]], current_path: str | None = None) -> None:
-        from app.gui.trainer.model_versions import find_version
+        from trainer.finetune import find_version
 
         self.versions = versions
         current = find_version(versions, current_path)

@@ -2,41 +2,37 @@
 
 A mixin of :class:`app.gui.trainer.pane.TrainerPane`, kept apart so the pane module holds the
 run (plan, job, comparison) and this one which model the project uses afterwards: it registers
-a finished run (:func:`app.gui.trainer.model_versions.register_run`), activates recorded versions, keeps
+a finished run (:meth:`trainer.finetune.FineTune.register`), activates recorded versions, keeps
 the history list (:class:`app.gui.trainer.model_history.ModelHistory`) current and loads the chosen
 model through the window, which re-embeds the current image.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.gui.trainer.model_versions import activate, find_version, register_run
 from engine.errors import LungSamError
+from trainer.finetune import activate, find_version
 
 if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
-    from PySide6.QtWidgets import QPushButton
 
     from app.gui.trainer.model_history import ModelHistory
-    from app.gui.trainer.plan import TrainPlan
+    from app.gui.trainer.result_view import ResultView
     from app.gui.trainer.run_view import RunView
+    from trainer.finetune import FineTune
 
 
 class TrainerModels:
-    """Model-version handlers; the pane provides the state annotated below, ``_same_project``
-    and ``_write_status``."""
+    """Model-version handlers; the pane provides the state annotated below and ``_same_project``."""
 
     window: Any  # the MainWindow (project, model_info, model_menu, load_model, device)
     project: Any  # app.gui.annotate.project.Project | None
-    plan: TrainPlan | None
-    run_dir: Path | None
+    finetune: FineTune | None
     comparison: dict[str, Any] | None
-    registered: dict[str, Any] | None
     history: ModelHistory
     run_view: RunView
-    use_button: QPushButton
+    result_view: ResultView
     model_registered: SignalInstance
 
     def _versions(self) -> list[dict[str, Any]]:
@@ -52,7 +48,7 @@ class TrainerModels:
 
     def use_new_model(self) -> dict[str, Any] | None:
         """Register the finished run in the project and hot-swap it in."""
-        if self.run_dir is None or self.plan is None or self.registered is not None:
+        if self.finetune is None or self.finetune.registered is not None:
             return None
         project = self.project
         if not self._same_project():
@@ -61,13 +57,11 @@ class TrainerModels:
         info = self.window.model_info
         previous = {"source": info.source, "name": info.name, "hash": info.model_hash} if info else None
         try:
-            version = register_run(project.store, self.run_dir, self.plan.to_dict(), self.comparison or {}, previous)
+            version = self.finetune.register(project.store, previous)
         except (LungSamError, OSError) as exc:
             self.run_view.set_status(f"the new model could not be registered: {exc}", failure=True)
             return None
-        self.registered = version
-        self.use_button.setEnabled(False)
-        self._write_status("registered", version["name"])
+        self.result_view.set_decided()
         self._load(version)
         self.run_view.set_status(f"Using {version['name']} (the previous model stays in the history below).")
         self.model_registered.emit(version)

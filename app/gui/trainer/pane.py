@@ -1,24 +1,20 @@
-"""Trainer pane: fine-tune on the clinician's corrected masks, compare, hot-swap the model.
+"""Trainer pane: a view over :class:`trainer.finetune.FineTune` (the pipeline ``lungsam
+finetune`` runs too).
 
 The dock shows the corrected images of the open project and the split the run will use (the
-trainer's own :func:`trainer.data.datasets.split_pairs`, grouped by patient), the FP32 base model,
-Stage 1 / Stage 2 presets with a measured duration estimate, then runs
-``lungsam train stage1`` and ``stage2`` as subprocesses (:mod:`app.gui.trainer.job`) while the
-user keeps annotating: progress with stage, epoch and ETA, live loss / Dice curves, a log.
-At the end, the current and the new INT8 model are compared on the held-back images in a
-QThread (:mod:`app.gui.trainer.summary`); "Use new model" registers the run in the project
-(:mod:`app.gui.trainer.model_versions`) and hot-swaps it through the window's model worker, which
-re-embeds the current image. The history list rolls back to any earlier version; those model
-handlers live in :mod:`app.gui.trainer.models`.
-
-Policy: a run is registered only when the user clicks "Use new model". Cancelled and failed
-runs leave their folder under ``.lungsam/runs/`` (with ``status.json``) and nothing else.
+trainer's own patient-grouped split), the FP32 base model (the current model's base, else the
+shipped one), Stage 1 / Stage 2 settings with a measured duration estimate, then runs the
+fine-tune's stages as ``lungsam train`` subprocesses (:mod:`app.gui.trainer.job`) while the user
+keeps annotating: progress with stage, epoch and ETA, live loss / Dice curves, a log. At the
+end, the current and the new INT8 model are compared on the held-back images in a QThread
+(:mod:`app.gui.trainer.compare_worker`); the verdict says whether the new model is better and
+"Keep current model" is the default unless it is. "Use new model" registers the run in the
+project and hot-swaps it through the window's model worker, which re-embeds the current image.
+The history list rolls back to any earlier version (:mod:`app.gui.trainer.models`).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +29,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.trainer import plan as tp
+import trainer.finetune as tp
+from app.gui.trainer.compare_worker import ComparisonWorker
 from app.gui.trainer.data_view import DataView
 from app.gui.trainer.job import JobResult, JobStep, TrainJob
 from app.gui.trainer.model_history import ModelHistory
-from app.gui.trainer.model_versions import version_name
 from app.gui.trainer.models import TrainerModels
-from app.gui.trainer.result_view import ResultView, fmt
+from app.gui.trainer.result_view import ResultView
 from app.gui.trainer.run_view import RunView, stage_title
 from app.gui.trainer.settings import TrainSettings
-from app.gui.trainer.summary import ComparisonWorker
-from engine.atomic import atomic_write_bytes
 from engine.errors import LungSamError
 
 
@@ -58,19 +52,18 @@ class TrainerPane(TrainerModels, QWidget):
     model_registered = Signal(object)  # the project's version row
     _compare = Signal(object)
 
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, window) -> None:
         super().__init__(window)
         self.window = window
         self.job: TrainJob | None = None
-        self.plan: tp.TrainPlan | None = None
-        self.run_dir: Path | None = None
+        self.finetune: tp.FineTune | None = None
         self.comparison: dict[str, Any] | None = None
-        self.registered: dict[str, Any] | None = None
         self.split: tp.SplitPreview | None = None
         self.base_override: str | None = None
         self.estimate: tp.Estimate | None = None
         self.program = tp.cli_prefix()
         self.nice = 5  # the trainer yields the CPU to the annotation window
+        self.problem: str | None = None  # why the last Start was refused (cleared once resolved)
         self.make_steps = self.default_steps  # the pipeline (tests may shorten it)
         self._build()
         self.compare_thread = QThread(self)
@@ -110,6 +103,7 @@ class TrainerPane(TrainerModels, QWidget):
         result = QGroupBox("Result on the held-back images")
         self.result_view = ResultView()
         self.result_view.use_button.clicked.connect(self.use_new_model)
+        self.result_view.keep_button.clicked.connect(self.keep_current_model)
         QVBoxLayout(result).addWidget(self.result_view)
         history = QGroupBox("Model history (this project)")
         self.history = ModelHistory()
@@ -140,15 +134,32 @@ class TrainerPane(TrainerModels, QWidget):
     def use_button(self) -> QPushButton:
         return self.result_view.use_button
 
+    @property
+    def plan(self) -> tp.TrainPlan | None:
+        return self.finetune.plan if self.finetune is not None else None
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.finetune.run_dir if self.finetune is not None else None
+
+    @property
+    def registered(self) -> dict[str, Any] | None:
+        return self.finetune.registered if self.finetune is not None else None
+
     # -- project, split, base model, estimate -----------------------------------------------
     @property
-    def project(self):  # noqa: ANN201 - app.gui.annotate.project.Project | None
+    def project(self):
         return self.window.project
 
     def set_project(self, _project: object = None) -> None:
-        """A folder was opened: show its corrected images (a running job keeps its own folder)."""
-        if not self.running and self.comparison is not None and self.registered is None:
-            self.result_view.use_button.setEnabled(self.plan is not None and self._same_project())
+        """A folder was opened: show its corrected images. The previous folder's results go
+        (a running job keeps its own folder and shows on)."""
+        if not self.running and self.finetune is not None and not self._same_project():
+            self.finetune, self.comparison = None, None
+            self.result_view.clear()
+            self.run_view.reset()
+        self.problem = None
+        self.run_view.set_status("")
         self.refresh()
 
     def _same_project(self) -> bool:
@@ -166,6 +177,13 @@ class TrainerPane(TrainerModels, QWidget):
         self._refresh_base()
         self._refresh_history()
         self._update_estimate()
+        self._recheck_problem()
+
+    def _recheck_problem(self) -> None:
+        """A refused Start's red message goes once its cause is resolved."""
+        if self.problem is not None and not self.running and self.start_problem() != self.problem:
+            self.problem = None
+            self.run_view.set_status("")
 
     def current_source(self) -> str | None:
         info = self.window.model_info
@@ -188,7 +206,7 @@ class TrainerPane(TrainerModels, QWidget):
     def _refresh_base(self) -> None:
         base = self.base_model()
         if base is None:
-            self.data_view.show_base("Base model: none (install or open an FP32 model)")
+            self.data_view.show_base("Base model: none (install lungsam-compact-base or choose an FP32 model folder)")
             return
         info = self.window.model_info
         note = f"; in use: {info.name}" if info is not None and Path(info.source) != Path(base) else ""
@@ -199,7 +217,14 @@ class TrainerPane(TrainerModels, QWidget):
         if self.project is None or base is None:
             return None
         return tp.TrainPlan(self.project.root, base, self.settings.stage1(), self.settings.stage2(),
-                            self.settings.val_fraction, 0, self.settings.device_key, self.settings.threads.value())
+                            self.settings.val_fraction, 0, self.settings.device_key, self.settings.threads.value(),
+                            self.user_style())
+
+    def user_style(self) -> str | None:
+        """The mask style the user works in: the new model is fine-tuned and judged in it."""
+        annotator = getattr(self.window, "annotator", None)
+        style = annotator.preferred_style() if annotator is not None else None
+        return str(style) if style else None
 
     def _update_estimate(self) -> None:
         plan = self.current_plan()
@@ -218,50 +243,44 @@ class TrainerPane(TrainerModels, QWidget):
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def default_steps(self, plan: tp.TrainPlan, run_dir: Path) -> list[JobStep]:
+    def default_steps(self, finetune: tp.FineTune) -> list[JobStep]:
         """Stage 1 from the FP32 base, then Stage 2 from Stage 1's best on the same split."""
-        s1, s2 = run_dir / "stage1", run_dir / "stage2"
+        return [JobStep(stage, lambda stage=stage: finetune.stage_args(stage), finetune.stage_dir(stage))
+                for stage in tp.STAGES]
 
-        def stage2_args() -> list[str]:
-            if not (s1 / "best" / "model.json").is_file():
-                raise LungSamError("Stage 1 produced no model")
-            summary = json.loads((s1 / "summary.json").read_text())
-            exclude = tp.stage2_exclude(plan, summary, s2)
-            return tp.stage_args(plan, "stage2", str(s1 / "best"), s2, exclude)
-
-        return [JobStep("stage1", lambda: tp.stage_args(plan, "stage1", plan.base_model, s1), s1),
-                JobStep("stage2", stage2_args, s2)]
+    def start_problem(self) -> str | None:
+        """Why Start cannot run now, or None."""
+        if self.project is None:
+            return "open a project folder first"
+        if self.split is None:
+            return "no corrected masks to train on yet"
+        plan = self.current_plan()
+        if plan is None:
+            return "no FP32 base model to fine-tune (install lungsam-compact-base or choose a model folder)"
+        return tp.plan_problem(plan, self.project.read_only)
 
     def start(self) -> bool:
         """Start a run with the current settings; False (with the reason shown) when it cannot."""
         if self.running:
             return False
         self.window.save_current(reason="training")  # the newest corrections train too
+        self.problem = None
         self.refresh()
-        base = self.base_model()
-        problem = None
-        if self.project is None:
-            problem = "open a project folder first"
-        elif self.project.read_only:
-            problem = "the project is open read-only (another window writes to it)"
-        elif self.split is None:
-            problem = "no corrected masks to train on yet"
-        elif base is None:
-            problem = "no FP32 base model to fine-tune"
-        elif (why := tp.can_start_stage1(base)) is not None:
-            problem = f"{Path(base).name} cannot be fine-tuned: {why}; choose its FP32 base"
-        if problem:
-            self.run_view.set_status(problem, failure=True)
+        self.problem = self.start_problem()
+        if self.problem:
+            self.run_view.set_status(self.problem, failure=True)
             return False
-        self.plan = self.current_plan()
-        self.run_dir = tp.new_run_dir(self.plan.project)
-        self.run_dir.mkdir(parents=True)
-        atomic_write_bytes(self.run_dir / "plan.json", json.dumps(self.plan.to_dict(), indent=2).encode())
-        self.comparison = self.registered = None
+        try:
+            self.finetune = tp.FineTune.begin(self.current_plan())
+        except (LungSamError, OSError) as exc:
+            self.run_view.set_status(f"the run could not start: {exc}", failure=True)
+            return False
+        plan = self.finetune.plan
+        self.comparison = None
         self.result_view.clear()
         self.run_view.reset(self.estimate)
-        self.run_view.plot.set_total_epochs(self.plan.stage1.epochs + self.plan.stage2.epochs)
-        self.job = TrainJob(self.make_steps(self.plan, self.run_dir), self.program, tp.child_env(self.plan.threads),
+        self.run_view.plot.set_total_epochs(plan.stage1.epochs + plan.stage2.epochs)
+        self.job = TrainJob(self.make_steps(self.finetune), self.program, tp.child_env(plan.threads),
                            nice=self.nice, parent=self)
         self.job.event.connect(self.run_view.on_event)
         self.job.log.connect(self.run_view.append_log)
@@ -289,14 +308,13 @@ class TrainerPane(TrainerModels, QWidget):
         self.settings.setEnabled(not on)
 
     def _write_status(self, status: str, reason: str = "") -> None:
-        if self.run_dir is not None and self.run_dir.is_dir():
-            record = {"status": status, "reason": reason, "seconds": round(self.run_view.elapsed, 1)}
-            atomic_write_bytes(self.run_dir / "status.json", json.dumps(record, indent=2).encode())
+        if self.finetune is not None:
+            self.finetune.write_status(status, reason, self.run_view.elapsed)
 
     def _job_finished(self, result: JobResult) -> None:
         view = self.run_view
-        if self.run_dir is not None:  # derived data only; the run's record stays
-            shutil.rmtree(self.run_dir / tp.DATA_CACHE, ignore_errors=True)
+        if self.finetune is not None:
+            self.finetune.drop_cache()
         if result.cancelled:
             self._set_running(False)
             self._write_status("cancelled")
@@ -312,11 +330,8 @@ class TrainerPane(TrainerModels, QWidget):
             view.cancel_button.setEnabled(False)
             view.set_part_done("compare", 0.0, "comparing on the held-back images...")
             view.set_status("Training finished; comparing the current and the new model on the held-back images...")
-            current = self.current_source() or self.plan.base_model
-            self._compare.emit({"project": str(self.plan.project), "run_dir": str(self.run_dir), "current": current,
-                                "new": str(self.run_dir / "stage2" / "int8"), "device": self.plan.device,
-                                "new_name": version_name(self.run_dir),
-                                "current_style": self.window.annotator.style})
+            self._compare.emit({"finetune": self.finetune, "current": self.current_source() or self.plan.base_model,
+                                "device": self.plan.device, "style": self.user_style()})
         self.run_finished.emit(result)
 
     def _compare_progress(self, done: int, total: int) -> None:
@@ -326,32 +341,43 @@ class TrainerPane(TrainerModels, QWidget):
         self.comparison = summary
         self._finish_run()
         self.result_view.show_summary(summary)
-        before, after, p = summary.get("dice_before"), summary.get("dice_after"), summary.get("p_wilcoxon")
-        self.run_view.set_status(
-            f"Finished in {tp.format_duration(self.run_view.elapsed)}: held-back Dice {fmt(before)} -> {fmt(after)} "
-            f"(p = {fmt(p, 3)}, {summary['n_pairs']} images).")
+        said = summary.get("verdict") or {}
+        self.run_view.set_status(f"Finished in {tp.format_duration(self.run_view.elapsed)}. {said.get('text', '')}")
         self.comparison_ready.emit(summary)
 
     def _compare_failed(self, message: str) -> None:
         self.comparison = {"error": message}
         self._finish_run()
         self.result_view.note.setText(f"Comparison failed: {message}. The new model can still be used.")
+        self.result_view.set_choice(better=False)
         self.comparison_ready.emit(self.comparison)
 
     def _finish_run(self) -> None:
         self._set_running(False)
         self._write_status("finished")
         self.run_view.set_part_done("compare", 1.0, "finished")
-        self.result_view.use_button.setEnabled(True)
+
+    def keep_current_model(self) -> None:
+        """The default when the new model is not better: nothing is registered."""
+        if self.finetune is None or self.registered is not None:
+            return
+        self._write_status("kept", "the user kept the current model")
+        self.result_view.set_decided()
+        self.run_view.set_status("Kept the current model; the new one stays in the run folder only.")
 
 
-def install_trainer_dock(window) -> tuple[TrainerPane, QDockWidget]:  # noqa: ANN001
-    """Create the pane as a right-hand dock (hidden until View > Trainer pane)."""
+def install_trainer_dock(window) -> tuple[TrainerPane, QDockWidget]:
+    """Create the pane as a right-hand dock (hidden until View > Trainer pane), in a column of
+    its own beside the Labels panel: full height, so Start is reached without scrolling, and
+    when it closes the column goes and the canvas gets its width back."""
     pane = TrainerPane(window)
     dock = QDockWidget("Trainer", window)
     dock.setObjectName("dock-Trainer")
     dock.setWidget(pane)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    labels = window.findChild(QDockWidget, "dock-Labels")
+    if labels is not None:
+        window.splitDockWidget(labels, dock, Qt.Orientation.Horizontal)
     dock.hide()
     action = getattr(window, "actions", {}).get("toggle_trainer")
     if action is not None:  # View > Trainer pane (Ctrl+T) follows the dock's closing button too
@@ -362,12 +388,6 @@ def install_trainer_dock(window) -> tuple[TrainerPane, QDockWidget]:  # noqa: AN
         dock.show()
         dock.raise_()
 
-    def give_room(visible: bool) -> None:  # the Labels panel is short; the pane gets the height
-        labels = window.findChild(QDockWidget, "dock-Labels")
-        if visible and labels is not None and not dock.isFloating():
-            window.resizeDocks([labels, dock], [260, max(400, window.height() - 260)], Qt.Orientation.Vertical)
-
-    dock.visibilityChanged.connect(give_room)
     window.model_menu.history_requested.connect(show)
     window.model_menu.model_chosen.connect(pane.menu_model_chosen)
     return pane, dock

@@ -73,7 +73,7 @@ class TrainPlot(QWidget):
             self.dice.setdefault(stage, []).append((x, float(event["val_dice"])))
             self._draw(self.dice_plot, "dice", stage, self.dice[stage], symbol="o")
 
-    def _draw(self, plot, kind: str, stage: str, points: list[tuple[float, float]], symbol: str | None) -> None:  # noqa: ANN001
+    def _draw(self, plot, kind: str, stage: str, points: list[tuple[float, float]], symbol: str | None) -> None:
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         colour = STAGE_COLOURS.get(stage, "#444")
         curve = self._curves.get((kind, stage))

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.trainer.plan import Estimate, format_duration
 from app.gui.trainer.plot import TrainPlot
+from trainer.finetune import Estimate, format_duration
 
 FAIL_STYLE = "color: #b00020; font-weight: bold;"
 PARTS = ("stage1", "stage2", "compare")

@@ -1,14 +1,17 @@
-"""The trainer pane's settings form: Stage 1 / Stage 2 presets, hold-back, device, threads.
+"""The trainer pane's settings form: Stage 1 / Stage 2 settings, hold-back, device, threads.
 
-Widgets only: the form shows and edits :class:`app.gui.trainer.plan.Stage1Preset` /
-:class:`Stage2Preset` and emits ``changed`` so the pane can re-estimate the duration.
+Widgets only: the form shows and edits the stage forms of :mod:`trainer.settings`
+(:class:`~trainer.settings.Stage1Settings`, :class:`~trainer.settings.Stage2Settings`; the
+presets are their defaults and ``Stage1Settings.paper()``) and emits ``changed`` so the pane
+can re-estimate the duration. Spin and combo boxes ignore the mouse wheel unless focused,
+so scrolling the pane never changes a value by accident.
 """
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QComboBox,
@@ -21,13 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.trainer.plan import (
-    Estimate,
-    Stage1Preset,
-    Stage2Preset,
-    default_threads,
-    format_duration,
-)
+from trainer.finetune import Estimate, default_threads, format_duration
+from trainer.settings import Stage1Settings, Stage2Settings
 
 WARN_STYLE = "background: #7a5b00; color: white; padding: 4px;"
 
@@ -39,6 +37,22 @@ def _lr_edit(value: float) -> QLineEdit:
     edit.setValidator(validator)
     edit.setMaximumWidth(80)
     return edit
+
+
+class WheelGuard(QObject):
+    """Passes a wheel event on to the scroll area (not the box) unless the box has focus."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+def guard_wheel(widgets: list[QWidget], guard: WheelGuard) -> None:
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a click focuses, the wheel does not
+        widget.installEventFilter(guard)
 
 
 def _spin(low: int, high: int, value: int) -> QSpinBox:
@@ -53,10 +67,10 @@ class TrainSettings(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        s1, s2 = Stage1Preset(), Stage2Preset()
+        s1, s2 = Stage1Settings(), Stage2Settings()
         self.s1_epochs, self.s1_batch = _spin(1, 500, s1.epochs), _spin(1, 256, s1.batch_size)
         self.adapter_lr, self.decoder_lr = _lr_edit(s1.adapter_lr), _lr_edit(s1.decoder_lr)
-        self.rank_max, self.rank_target = _spin(1, 256, s1.r_max), _spin(1, 256, s1.target_rank)
+        self.rank_max, self.rank_target = _spin(1, 256, s1.rank_max), _spin(1, 256, s1.rank_target)
         for spin in (self.rank_max, self.rank_target):
             spin.setToolTip("AdaLoRA rank budget: initial rank per layer -> average rank after "
                             "pruning (global budget, layers may end with different ranks)")
@@ -73,8 +87,8 @@ class TrainSettings(QWidget):
         self.paper_button = QPushButton("Paper")
         self.default_button.setToolTip("Our learning rates for a few dozen images (1e-3 / 1e-4)")
         self.paper_button.setToolTip("The paper's Stage 1 learning rates (5e-5 adapters / 2e-5 decoder)")
-        self.default_button.clicked.connect(lambda: self.apply(Stage1Preset(), Stage2Preset()))
-        self.paper_button.clicked.connect(lambda: self.apply(Stage1Preset.paper(), Stage2Preset()))
+        self.default_button.clicked.connect(lambda: self.apply(Stage1Settings(), Stage2Settings()))
+        self.paper_button.clicked.connect(lambda: self.apply(Stage1Settings.paper(), Stage2Settings()))
 
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -103,6 +117,9 @@ class TrainSettings(QWidget):
         for edit in (self.adapter_lr, self.decoder_lr, self.lambda_lr):
             edit.editingFinished.connect(self.changed.emit)
         self.device.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.wheel_guard = WheelGuard(self)
+        guard_wheel([self.s1_epochs, self.s1_batch, self.rank_max, self.rank_target, self.s2_epochs,
+                     self.s2_batch, self.held_back, self.threads, self.device], self.wheel_guard)
         self._enable_cuda()
         self.estimate_label = QLabel("Estimated duration: -")
         self.warning = QLabel("")
@@ -135,26 +152,27 @@ class TrainSettings(QWidget):
             item.setEnabled(cuda_available())
 
     # -- values ----------------------------------------------------------------------------
-    def apply(self, s1: Stage1Preset, s2: Stage2Preset) -> None:
+    def apply(self, s1: Stage1Settings, s2: Stage2Settings) -> None:
         self.s1_epochs.setValue(s1.epochs)
         self.s1_batch.setValue(s1.batch_size)
         self.adapter_lr.setText(f"{s1.adapter_lr:g}")
         self.decoder_lr.setText(f"{s1.decoder_lr:g}")
-        self.rank_max.setValue(s1.r_max)
-        self.rank_target.setValue(s1.target_rank)
+        self.rank_max.setValue(s1.rank_max)
+        self.rank_target.setValue(s1.rank_target)
         self.s2_epochs.setValue(s2.epochs)
         self.s2_batch.setValue(s2.batch_size)
         self.lambda_lr.setText(f"{s2.lambda_lr:g}")
         self.changed.emit()
 
-    def stage1(self) -> Stage1Preset:
-        default = Stage1Preset()
-        return Stage1Preset(self.s1_epochs.value(), self.s1_batch.value(),
-                            _float(self.adapter_lr, default.adapter_lr), _float(self.decoder_lr, default.decoder_lr),
-                            self.rank_max.value(), min(self.rank_target.value(), self.rank_max.value()))
+    def stage1(self) -> Stage1Settings:
+        default = Stage1Settings()
+        return Stage1Settings(self.s1_epochs.value(), self.s1_batch.value(),
+                              _float(self.adapter_lr, default.adapter_lr), _float(self.decoder_lr, default.decoder_lr),
+                              self.rank_max.value(), min(self.rank_target.value(), self.rank_max.value())).validate()
 
-    def stage2(self) -> Stage2Preset:
-        return Stage2Preset(self.s2_epochs.value(), self.s2_batch.value(), _float(self.lambda_lr, Stage2Preset().lambda_lr))
+    def stage2(self) -> Stage2Settings:
+        return Stage2Settings(self.s2_epochs.value(), self.s2_batch.value(),
+                              _float(self.lambda_lr, Stage2Settings().lambda_lr)).validate()
 
     @property
     def val_fraction(self) -> float:

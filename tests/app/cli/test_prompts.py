@@ -33,7 +33,7 @@ def image_file(tmp_path) -> Path:
     return path
 
 
-def segment(args: list[str], model_dir: Path, out: Path, capsys) -> tuple[int, list[str]]:  # noqa: ANN001
+def segment(args: list[str], model_dir: Path, out: Path, capsys) -> tuple[int, list[str]]:
     rc = main(["segment", *args, "--model", str(model_dir), "--device", "cpu", "-o", str(out)])
     return rc, capsys.readouterr().err.strip().splitlines()
 

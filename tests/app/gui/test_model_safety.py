@@ -30,7 +30,7 @@ def _copy(gui_model: Path, tmp_path: Path, name: str) -> Path:
     return Path(shutil.copytree(gui_model, tmp_path / "broken" / name))
 
 
-def _edit(folder: Path, change) -> None:  # noqa: ANN001
+def _edit(folder: Path, change) -> None:
     meta = json.loads((folder / "model.json").read_text())
     change(meta)
     (folder / "model.json").write_text(json.dumps(meta))
@@ -76,7 +76,7 @@ def _other_tiny():
     return build_sam(config), config
 
 
-def choose_in_model_menu(qtbot, window, monkeypatch, path: Path) -> str:  # noqa: ANN001
+def choose_in_model_menu(qtbot, window, monkeypatch, path: Path) -> str:
     """Pick ``path`` through the Model menu's own file dialogs; returns the error shown."""
     from app.gui import model_menu
 
@@ -94,7 +94,7 @@ def choose_in_model_menu(qtbot, window, monkeypatch, path: Path) -> str:  # noqa
     return failed.args[0]
 
 
-def model_state(window) -> tuple:  # noqa: ANN001
+def model_state(window) -> tuple:
     return (
         window.model_info.model_hash,
         window.model_info.source,

@@ -32,14 +32,14 @@ from engine.predict import Predictor
 from tests.conftest import synthetic_cxr
 
 
-def edit_json(folder: Path, change) -> None:  # noqa: ANN001
+def edit_json(folder: Path, change) -> None:
     path = folder / "model.json"
     meta = json.loads(path.read_text())
     change(meta)
     path.write_text(json.dumps(meta))
 
 
-def rewrite_weights(folder: Path, data: bytes | None = None, tensors=None) -> None:  # noqa: ANN001
+def rewrite_weights(folder: Path, data: bytes | None = None, tensors=None) -> None:
     """Replace the weight file and record its sha256, as a hostile but self-consistent folder would."""
     weights = folder / "weights.safetensors"
     if tensors is not None:

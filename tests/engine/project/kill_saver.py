@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a plain script
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from engine.project import KINDS, LABELS, ProjectStore  # noqa: E402
+from engine.project import KINDS, LABELS, ProjectStore
 
 
 def image_names(n: int) -> list[str]:

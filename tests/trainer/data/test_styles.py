@@ -22,7 +22,7 @@ from trainer.data import (
     token_of,
 )
 from trainer.evaluation import evaluate_model
-from trainer.training import TrainRequest, evaluate_set, run_stage
+from trainer.training import TrainRequest, evaluate_set, run_stage, settings_for
 
 
 def dilated_copy(src: Path, dst: Path, px: int) -> Path:
@@ -83,7 +83,7 @@ def test_stage1_learns_a_second_convention_without_losing_the_first(small_set, t
     base = load_model("lungsam-compact-base")
     run_stage(TrainRequest(
         stage="stage1", data=small_set, val=small_set, out=tmp_path / "s1", model=base.source,
-        epochs=4, batch_size=4, threads=1, progress=False, decoder_lr=1e-3,
+        settings=settings_for("stage1", epochs=4, batch_size=4, decoder_lr=1e-3), threads=1, progress=False,
         styles=[*mask_styles(base.sam), "wide"], style_data=[("wide", wide)], style_val=[("wide", wide)],
         style_repeat=4,
     ))  # the shipped base already draws visible and anatomical: "wide" is its next style

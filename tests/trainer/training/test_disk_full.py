@@ -56,7 +56,7 @@ def count_events(run: Path, kind: str) -> int:
     return sum(e["event"] == kind for e in read_events(path)) if path.is_file() else 0
 
 
-def wait_for(condition, child: subprocess.Popen, timeout: float = 120.0) -> None:  # noqa: ANN001
+def wait_for(condition, child: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert child.poll() is None, "the training process ended before the expected moment"
@@ -131,7 +131,7 @@ def test_file_size_limit_fails_with_a_message_and_keeps_earlier_results(small_se
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path):  # noqa: ANN201
+def small_tmpfs(tmp_path: Path):
     """A 220 MiB tmpfs (the trainer wants 200 MiB free to start), or skip where mounting is not
     allowed (not root, no CAP_SYS_ADMIN)."""
     if shutil.which("mount") is None or os.geteuid() != 0:

@@ -46,7 +46,7 @@ def count_events(run: Path, kind: str) -> int:
     return sum(e["event"] == kind for e in read_events(path)) if path.is_file() else 0
 
 
-def wait_until(condition, child: subprocess.Popen, timeout: float = 60.0, poll: float = 0.002) -> bool:  # noqa: ANN001
+def wait_until(condition, child: subprocess.Popen, timeout: float = 60.0, poll: float = 0.002) -> bool:
     """Poll ``condition`` until true; False when the child ended (finished) first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,14 +10,16 @@ from safetensors import safe_open
 
 from engine.models import load_model
 from trainer.evaluation import evaluate_model
-from trainer.training import TrainRequest, read_events, run_stage
+from trainer.training import TrainRequest, read_events, run_stage, settings_for
 
 SHIPPED_BASE = Path(__file__).resolve().parents[3] / "resources" / "models" / "lungsam-compact-base"
 
 
-def request(stage, data, out, model=None, epochs=2, **kw):
-    return TrainRequest(stage=stage, data=data, val=data, out=out, model=model, epochs=epochs,
-                        batch_size=4, threads=1, progress=False, **kw)
+def request(stage, data, out, model=None, epochs=2, log_every=None, arch=None, **settings):
+    """A run on ``data`` (validated on itself); ``settings`` are the stage's form values."""
+    return TrainRequest(stage=stage, data=data, val=data, out=out, model=model, arch=arch,
+                        settings=settings_for(stage, epochs=epochs, batch_size=4, **settings),
+                        threads=1, progress=False, log_every=log_every)
 
 
 def test_stage1_stage2_int8_export_and_eval(small_set, tmp_path):

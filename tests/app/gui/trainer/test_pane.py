@@ -16,26 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.gui.trainer import plan as tp
+import trainer.finetune as tp
 from engine.project import ProjectStore
 from tests.app.conftest import drag_box, engine_mask, wait_ready, wait_settled
 
 RUN_TIMEOUT_MS = 240_000
-
-
-@pytest.fixture
-def corrected_project(cxr_dir, tmp_path) -> Path:
-    """Six real CXRs whose ground-truth masks are saved as the clinician's corrections."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    sources = sorted((cxr_dir / "images").glob("*.png"))[:6]
-    for source in sources:
-        shutil.copy(source, folder / source.name)
-    with ProjectStore.open(folder) as store:
-        for source in sources:
-            mask = np.array(Image.open(cxr_dir / "masks" / source.name).convert("L")) > 127
-            store.save_annotation(source.name, {"lungs": mask}, "corrected", model_name="clinician")
-    return folder
 
 
 def open_pane(make_window, qtbot, folder, stage1_epochs: int, stage2_epochs: int = 1):
@@ -211,8 +196,9 @@ def test_stage2_keeps_stage1s_split_while_the_clinician_keeps_correcting(correct
 def test_the_current_model_is_scored_in_the_users_mask_style(corrected_project, styled_tiny_sam, tmp_path):
     """A site working in the 'anatomical' style compares the new model against that style,
     not against the current model's default; a model without that style falls back to its first."""
-    from app.gui.trainer import evaluate_on, held_back_pairs, with_style
+    from app.gui.trainer import with_style
     from engine.models import save_sam_folder
+    from trainer.finetune import evaluate_on, held_back_pairs
 
     styled = save_sam_folder(tmp_path / "styled", *styled_tiny_sam)
     names = sorted(p.name for p in corrected_project.glob("*.png"))[:3]

@@ -1,28 +1,60 @@
-"""End of a fine-tuning run: the current model and the new INT8 model on the held-back images.
+"""End of a fine-tune: the current model and the new INT8 model on the held-back images.
 
-Both models are scored with the evaluation code of :mod:`trainer.evaluation.evaluate` (one tight box
+Both models are scored with the evaluation code of :mod:`trainer.evaluation` (one tight box
 around both lungs from the clinician's corrected mask, Dice at the image's original size) on
 exactly the images the run held back (``summary.json`` ``val_names``), and compared with the
-paired Wilcoxon signed-rank test of :mod:`trainer.evaluation.stats`. This runs in a QThread
-(:class:`ComparisonWorker`): the GUI thread never runs a model.
+paired Wilcoxon signed-rank test and the 95% confidence interval of the mean Dice difference.
+:func:`verdict` then says plainly whether the new model is better, not better, or whether
+there are too few held-back images to tell; only "better" makes using it the default.
 """
 
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import LungSamError
 
 PROMPT = "union"
+MIN_HELD_BACK = 5
+"""Fewer paired held-back images than this cannot tell two models apart: the Wilcoxon test
+on n < 5 pairs cannot reach p < 0.05 (its smallest two-sided p is 2 / 2**n = 0.0625 at n = 4)."""
 
 
-def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[trainer.data.datasets.Pair]
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the new model should replace the current one, in words a user reads."""
+
+    kind: str  # "better", "not_better", "unclear", "too_few"
+    text: str
+
+    @property
+    def better(self) -> bool:
+        return self.kind == "better"
+
+
+def verdict(n: int, diff: float | None, ci95: list[float] | None, p: float | None) -> Verdict:
+    """Better only when the whole 95% CI of the Dice difference (new - current) lies above 0."""
+    ci = "" if not ci95 else f" (95% CI {ci95[0]:+.4f} to {ci95[1]:+.4f})"
+    change = "" if diff is None else f"Dice {diff:+.4f}{ci}"
+    if n < MIN_HELD_BACK:
+        return Verdict("too_few", f"Too few held-back images to tell ({n}; at least {MIN_HELD_BACK} are needed). "
+                       f"{change + '. ' if change else ''}Keep the current model unless you checked the new one.")
+    if diff is None:
+        return Verdict("unclear", "The held-back images gave no Dice to compare. Keep the current model.")
+    if ci95 and ci95[0] > 0:
+        return Verdict("better", f"The new model is better: {change}, p = {p:.3g}." if p is not None
+                       else f"The new model is better: {change}.")
+    if diff <= 0:
+        return Verdict("not_better", f"The new model is not better: {change}. Keep the current model.")
+    return Verdict("unclear", f"The new model is not clearly better: {change}; the interval includes no "
+                   "change. Keep the current model.")
+
+
+def held_back_pairs(project: Path, names: list[str]):
     """The project's corrected pairs whose names the run held back (latest corrections)."""
     from trainer.data import project_pairs
 
@@ -34,7 +66,7 @@ def held_back_pairs(project: Path, names: list[str]):  # noqa: ANN201 - list[tra
 
 
 def evaluate_on(spec: str, pairs: list, device: str = "cpu",
-                progress: Callable[[int, int], None] | None = None, style: str | None = None):  # noqa: ANN201 - EvalResult
+                progress: Callable[[int, int], None] | None = None, style: str | None = None):
     """Rows (name, dice, ...) of model ``spec`` on the held-back ``pairs``, in mask style
     ``style`` when the model has it (else its first). A pair whose masks cannot be read is
     skipped for both models alike, since the comparison pairs rows by name."""
@@ -65,7 +97,8 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
                    progress: Callable[[int, int], None] | None = None, new_name: str | None = None,
                    current_style: str | None = None) -> dict[str, Any]:
     """The end-of-run summary (also written to ``run_dir/comparison.json``). The current model
-    is scored in the mask style the user works in (``current_style``), the new one in its own."""
+    and the new one are scored in the mask style the user works in (``current_style``), which
+    the new one was fine-tuned in (each falls back to its first style without it)."""
     from trainer.evaluation import compare_results
 
     stage2 = json.loads((run_dir / "stage2" / "summary.json").read_text())
@@ -82,9 +115,10 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
         return report
 
     before = evaluate_on(current, pairs, device, tick(0), current_style)
-    after = evaluate_on(new, pairs, device, tick(len(pairs)))
+    after = evaluate_on(new, pairs, device, tick(len(pairs)), current_style)  # the style it was tuned in
     cmp = compare_results(before, after)
     dice = cmp["metrics"].get("dice", {})
+    said = verdict(int(dice.get("n", 0)), dice.get("mean_diff"), dice.get("ci95"), dice.get("p_wilcoxon"))
     summary = {
         "held_back": len(pairs),
         "prompt": PROMPT,
@@ -102,34 +136,11 @@ def compare_models(project: Path, run_dir: Path, current: str, new: str, device:
         "train_images": len(stage2.get("train_names", [])),
         "val_names": stage2.get("val_names", []),
         "rows": {"before": before.rows, "after": after.rows},
+        "verdict": asdict(said),
+        "min_held_back": MIN_HELD_BACK,
     }
     from engine.atomic import atomic_write_bytes
     from trainer.evaluation import json_safe
 
     atomic_write_bytes(run_dir / "comparison.json", json.dumps(json_safe(summary), indent=2).encode())
     return summary
-
-
-class ComparisonWorker(QObject):
-    """Lives in a QThread; ``run`` evaluates both models and emits ``done`` or ``failed``."""
-
-    progress = Signal(int, int)
-    done = Signal(object)  # summary dict
-    failed = Signal(str)
-
-    @Slot(object)
-    def run(self, request: dict[str, Any]) -> None:
-        try:
-            summary = compare_models(
-                Path(request["project"]), Path(request["run_dir"]), request["current"], request["new"],
-                request.get("device", "cpu"), lambda d, t: self.progress.emit(d, t), request.get("new_name"),
-                request.get("current_style"),
-            )
-        except LungSamError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - shown in the pane, never kills the GUI
-            traceback.print_exc()
-            self.failed.emit(f"the comparison failed: {type(exc).__name__}: {exc}")
-            return
-        self.done.emit(summary)

@@ -1,6 +1,6 @@
-"""Model versions of a project: registering a finished fine-tune, history, rollback (Qt-free).
+"""Model versions of a project: registering a finished fine-tune, history, rollback.
 
-A run is registered only when the user chooses "Use new model": its INT8 folder is copied to
+A run is registered only when the user (or ``lungsam finetune``) chooses it: its INT8 folder is copied to
 ``<project>/.lungsam/models/<name>/`` under a temporary name and renamed when complete
 (:func:`engine.atomic.atomic_directory`), and only THEN recorded with
 :meth:`engine.project.store.ProjectStore.add_model_version` with its provenance and metrics.
@@ -46,7 +46,7 @@ def find_version(versions: list[dict[str, Any]], path: str | Path | None) -> dic
     return next((v for v in versions if same_path(v["path"], path)), None)
 
 
-def ensure_base_in_history(store, source: str, name: str, model_hash: str) -> str:  # noqa: ANN001
+def ensure_base_in_history(store, source: str, name: str, model_hash: str) -> str:
     """Record the model in use before a fine-tune (the rollback target); returns its name."""
     versions = store.list_model_versions()
     known = find_version(versions, source)
@@ -60,7 +60,7 @@ def ensure_base_in_history(store, source: str, name: str, model_hash: str) -> st
     return label
 
 
-def register_run(store, run_dir: Path, plan: dict[str, Any], comparison: dict[str, Any],  # noqa: ANN001
+def register_run(store, run_dir: Path, plan: dict[str, Any], comparison: dict[str, Any],
                  previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy the run's INT8 model into the project, then record it; returns the version row.
 
@@ -101,6 +101,8 @@ def register_run(store, run_dir: Path, plan: dict[str, Any], comparison: dict[st
         "dice_before": comparison.get("dice_before"),
         "dice_after": comparison.get("dice_after"),
         "p_wilcoxon": comparison.get("p_wilcoxon"),
+        "ci95": comparison.get("ci95"),
+        "verdict": (comparison.get("verdict") or {}).get("kind"),
         "prompt": comparison.get("prompt"),
         "trainable_params": stage1.get("trainable_params"),
         "total_params": stage1.get("total_params") or stage2.get("total_params"),
@@ -117,7 +119,8 @@ def register_run(store, run_dir: Path, plan: dict[str, Any], comparison: dict[st
         (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     try:
         if previous and previous.get("source"):
-            provenance["previous_model"]["version"] = ensure_base_in_history(
+            previous_row: dict[str, Any] = provenance["previous_model"]  # type: ignore[assignment]
+            previous_row["version"] = ensure_base_in_history(
                 store, previous["source"], previous.get("name") or "base", previous.get("hash") or "")
         store.add_model_version(name, target, provenance, metrics)
         store.set_active_model(name)
@@ -130,7 +133,7 @@ def register_run(store, run_dir: Path, plan: dict[str, Any], comparison: dict[st
     return version
 
 
-def activate(store, name: str) -> dict[str, Any]:  # noqa: ANN001
+def activate(store, name: str) -> dict[str, Any]:
     """Make version ``name`` the project's model (rollback / roll forward); returns its row."""
     version = next((v for v in store.list_model_versions() if v["name"] == name), None)
     if version is None:
