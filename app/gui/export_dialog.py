@@ -121,13 +121,13 @@ class ExportCommands:
         def run() -> None:
             try:
                 result = project.export(out_dir, formats=tuple(formats))
-            except Exception as exc:  # noqa: BLE001 - shown to the user
+            except Exception as exc:
                 result = exc
             self.export_done.emit(result)
 
         threading.Thread(target=run, name="lungsam-export", daemon=True).start()
 
-    def _export_finished(self, result) -> None:  # noqa: ANN001
+    def _export_finished(self, result) -> None:
         self.status.set_busy("")
         if isinstance(result, Exception):
             self.show_error(f"export failed: {result}")

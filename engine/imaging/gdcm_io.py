@@ -78,7 +78,7 @@ def decode_with_gdcm(data: bytes, rows: int, columns: int) -> np.ndarray | None:
         if values.size != rows * columns:
             return None
         return values.reshape(rows, columns).copy()
-    except Exception:  # noqa: BLE001 - any GDCM failure means: not decodable here
+    except Exception:
         return None
     finally:
         os.unlink(path)

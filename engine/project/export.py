@@ -362,7 +362,7 @@ def _umask() -> int:
     return mask
 
 
-def write_export(path: Path, writer) -> None:  # noqa: ANN001 - writer(tmp_path)
+def write_export(path: Path, writer) -> None:
     """Atomic write with the permissions of any file the user makes (0644 under umask 022):
     an export is for other people and tools, not private like mkstemp's 0600."""
     def write_and_open_up(tmp: Path) -> None:

@@ -120,7 +120,7 @@ def yolo_classes() -> str:
 Source = ProjectStore | Annotation
 
 
-def _per_image(source: Source, out_dir: Path, kind: str | None):  # noqa: ANN202
+def _per_image(source: Source, out_dir: Path, kind: str | None):
     items, mirror = annotations_of(source, kind)
     for ann in items:
         masks = export_masks(ann)

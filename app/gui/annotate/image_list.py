@@ -83,15 +83,15 @@ class ElidedLabel(QLabel):
     """One line that never asks for width: a longer text is elided (full text in the
     tooltip), so the dock, and with it the canvas under the mouse, never moves."""
 
-    def __init__(self, text: str = "", parent=None) -> None:  # noqa: ANN001
+    def __init__(self, text: str = "", parent=None) -> None:
         super().__init__(text, parent)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
-    def setText(self, text: str) -> None:  # noqa: N802
+    def setText(self, text: str) -> None:
         super().setText(text)
         self.setToolTip(text)
 
-    def paintEvent(self, _event) -> None:  # noqa: ANN001, N802
+    def paintEvent(self, _event) -> None:
         painter = QPainter(self)
         shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
         painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)

@@ -92,7 +92,7 @@ class CompareWindow(QWidget):
             f"Dice {self.dice:.4f}   IoU {self.iou:.4f}   pixels only one model draws: {int(diff.sum()):,} (magenta)"
         )
 
-    def closeEvent(self, event) -> None:  # noqa: ANN001, N802
+    def closeEvent(self, event) -> None:
         for side in self.sides:
             side.shutdown()
         super().closeEvent(event)

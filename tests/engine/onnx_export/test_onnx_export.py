@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from engine.models import LoadedModel, export_int8, load_model, load_model_folder  # noqa: E402
-from engine.onnx_export import MANIFEST, OnnxModel, export_onnx  # noqa: E402
-from engine.predict import Predictor  # noqa: E402
-from tests.conftest import synthetic_cxr  # noqa: E402
+from engine.models import LoadedModel, export_int8, load_model, load_model_folder
+from engine.onnx_export import MANIFEST, OnnxModel, export_onnx
+from engine.predict import Predictor
+from tests.conftest import synthetic_cxr
 
 SAMPLES = Path(__file__).resolve().parents[3] / "resources" / "samples"
 
