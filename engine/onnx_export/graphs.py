@@ -88,7 +88,7 @@ class DecoderGraph(SamOnnxModel):
         resized = self.resize_longest_image_size(orig_im_size, self.img_size)
         masks = masks.index_select(2, torch.arange(resized[0])).index_select(3, torch.arange(resized[1]))
         size = orig_im_size.to(torch.int64)
-        return F.interpolate(masks, size=(size[0], size[1]), mode="bilinear", align_corners=False)
+        return F.interpolate(masks, size=(size[0], size[1]), mode="bilinear", align_corners=False)  # type: ignore[arg-type]  # traced sizes are tensors in ONNX export
 
 
 def decoder_example_inputs(sam: Sam, n_points: int = 3) -> tuple[torch.Tensor, ...]:

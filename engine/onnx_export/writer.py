@@ -61,7 +61,7 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, **kwargs: Any) -> 
     buffer = io.BytesIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, do_constant_folding=False, **kwargs)
+        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, do_constant_folding=False, **kwargs)  # type: ignore[arg-type]  # torch accepts a file object
     data = buffer.getvalue()
     onnx.checker.check_model(onnx.load_from_string(data))
     atomic_write_bytes(path, data)

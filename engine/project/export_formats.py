@@ -55,7 +55,7 @@ def write_nifti(path: Path, mask: np.ndarray) -> None:
 def read_nifti(path: str | Path) -> np.ndarray:
     import nibabel as nib
 
-    return np.asarray(nib.load(str(path)).dataobj)[:, :, 0].T.astype(bool)
+    return np.asarray(nib.load(str(path)).dataobj)[:, :, 0].T.astype(bool)  # type: ignore[attr-defined]  # nibabel: a NIfTI image has dataobj
 
 
 # ----------------------------------------------------------------------------- LabelMe
@@ -64,7 +64,7 @@ def read_nifti(path: str | Path) -> np.ndarray:
 def labelme_document(image_rel_path: str, masks: dict[str, np.ndarray]) -> dict:
     """LabelMe 5 JSON of one image: a polygon shape per contour, labelled with the lung."""
     height, width = next(iter(masks.values())).shape
-    shapes = [
+    shapes: list[dict[str, object]] = [
         {"label": label, "points": [[x, y] for x, y in polygon], "group_id": None,
          "description": "", "shape_type": "polygon", "flags": {}}
         for label, mask in masks.items()
