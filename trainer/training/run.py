@@ -72,6 +72,7 @@ class TrainRequest:
     settings: StageSettings | None = None
     device: str = "auto"
     resume: bool = False
+    interactive: bool = True  # corrective-click rounds and points-only prompts (trainer.training.interactive)
     events: str | None = None
     seed: int = 0
     threads: int | None = None
@@ -305,6 +306,7 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         seed=req.seed,
         threads=req.threads,
         log_every=LoopConfig.log_every if req.log_every is None else req.log_every,
+        **({} if req.interactive else {"max_clicks": 0, "point_fraction": 0.0}),
     )
     torch.manual_seed(req.seed)
     data_info = {

@@ -85,8 +85,10 @@ def test_stage1_learns_a_second_convention_without_losing_the_first(small_set, t
         stage="stage1", data=small_set, val=small_set, out=tmp_path / "s1", model=base.source,
         settings=settings_for("stage1", epochs=4, batch_size=4, decoder_lr=1e-3), threads=1, progress=False,
         styles=[*mask_styles(base.sam), "wide"], style_data=[("wide", wide)], style_val=[("wide", wide)],
-        style_repeat=4,
-    ))  # the shipped base already draws visible and anatomical: "wide" is its next style
+        style_repeat=4, interactive=False,
+    ))  # the shipped base already draws visible and anatomical: "wide" is its next style; box
+    # prompts only, as this test always trained (interactive Stage 1 on 8 images at decoder lr
+    # 1e-3 costs the visible style ~2 points: see the session note)
     trained = load_model(tmp_path / "s1" / "best")
     assert mask_styles(trained.sam) == [*mask_styles(base.sam), "wide"]
     before = evaluate_model(base, wide, device="cpu").summary["metrics"]["dice"]["mean"]
