@@ -306,7 +306,8 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
         seed=req.seed,
         threads=req.threads,
         log_every=LoopConfig.log_every if req.log_every is None else req.log_every,
-        **({} if req.interactive else {"max_clicks": 0, "point_fraction": 0.0}),
+        max_clicks=LoopConfig.max_clicks if req.interactive else 0,
+        point_fraction=LoopConfig.point_fraction if req.interactive else 0.0,
     )
     torch.manual_seed(req.seed)
     data_info = {
