@@ -11,28 +11,25 @@ import numpy as np
 from engine.errors import LungSamError, PromptError
 
 
+def _numbers(text: str, count: int, message: str) -> list[float]:
+    """'A,B,...' -> exactly ``count`` floats, else argparse's error ``message``."""
+    try:
+        values = [float(p) for p in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(message) from None
+    if len(values) != count:
+        raise argparse.ArgumentTypeError(message)
+    return values
+
+
 def parse_box(text: str) -> list[float]:
     """'X0,Y0,X1,Y1' -> four floats (argparse type)."""
-    parts = text.replace(" ", "").split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"box '{text}' must be four numbers X0,Y0,X1,Y1") from None
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"box '{text}' must be four numbers X0,Y0,X1,Y1")
-    return values
+    return _numbers(text, 4, f"box '{text}' must be four numbers X0,Y0,X1,Y1")
 
 
 def parse_point(text: str) -> list[float]:
     """'X,Y,LABEL' -> [x, y, label] (argparse type; label 1 lung, 0 not lung)."""
-    parts = text.replace(" ", "").split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"point '{text}' must be X,Y,LABEL (LABEL 1 lung, 0 not lung)") from None
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"point '{text}' must be X,Y,LABEL (LABEL 1 lung, 0 not lung)")
-    return values
+    return _numbers(text, 3, f"point '{text}' must be X,Y,LABEL (LABEL 1 lung, 0 not lung)")
 
 
 def add_segment_parsers(sub: argparse._SubParsersAction) -> None:

@@ -90,7 +90,7 @@ def start_prompts(boxes: torch.Tensor, index: torch.Tensor, targets: torch.Tenso
 
 
 def add_corrective_clicks(low: torch.Tensor, batch: PromptBatch, targets: np.ndarray,
-                          limits: np.ndarray, img_size: int, rng: np.random.Generator) -> None:
+                          limits: np.ndarray, img_size: int, rng: np.random.Generator | None) -> None:
     """Append one simulated click per prompt from its current error (input frame)."""
     up = F.interpolate(low.detach().float(), (img_size, img_size), mode="bilinear", align_corners=False)
     pred = (up[:, 0] > 0).cpu().numpy()

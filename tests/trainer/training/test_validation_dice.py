@@ -1,5 +1,5 @@
 """The loop's validation Dice (which picks the epoch saved as ``best/``) is the evaluation's
-Dice: ``trainer.training.loop.evaluate_set`` against ``trainer.evaluation.metrics.dice`` on
+Dice: ``trainer.training.validation.evaluate_set`` against ``trainer.evaluation.metrics.dice`` on
 masks whose sizes differ, so 2|P&T| / (|P|+|T|), 2|P&T| / 2max and 2|P&T| / 2min all differ."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tests.sam_factory import tiny_config
 from tests.train_factory import synthetic_set
 from trainer.evaluation.metrics import dice, iou
 from trainer.training import evaluate_set
-from trainer.training import loop as loop_module
+from trainer.training import validation as loop_module
 
 CONFIG = tiny_config(img_size=64)
 
