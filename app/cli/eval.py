@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-PROMPT_CHOICES = ("union", "per-lung")
+PROMPT_CHOICES = ("union", "per-lung", "auto")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (masks_left/right optional)")
     p.add_argument("--prompt", choices=PROMPT_CHOICES, default="union",
-                   help="box prompts from the ground truth: one around both lungs, or one per lung")
+                   help="box prompts from the ground truth: one around both lungs, or one per lung; "
+                   "auto: no prompt (zero-click proposal), scored per lung, with its quality score")
     p.add_argument("--exclude", help="CSV/text file whose first column lists image names to leave out")
     p.add_argument("--limit", type=int, help="evaluate the first N pairs only")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")

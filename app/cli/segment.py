@@ -33,8 +33,12 @@ def parse_point(text: str) -> list[float]:
 
 
 def add_segment_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment lungs in images from box prompts, write PNG masks")
-    p.add_argument("images", nargs="*", help="image files (PNG, JPEG, TIFF, DICOM)")
+    p = sub.add_parser("segment", help="segment lungs in images from box/point prompts or with none (--auto), "
+                       "write PNG masks")
+    p.add_argument("images", nargs="*", help="image files (PNG, JPEG, TIFF, DICOM); with --auto also folders")
+    p.add_argument("--auto", action="store_true",
+                   help="zero-click: propose both lungs without prompts; writes NAME.png, NAME_left.png, "
+                   "NAME_right.png (the patient's left/right lung) and OUT/auto.csv (box, quality, areas)")
     p.add_argument("--box", action="append", type=parse_box, default=[],
                    help="X0,Y0,X1,Y1 in image pixels; repeat for several boxes (e.g. each lung)")
     p.add_argument("--point", action="append", type=parse_point, default=[],
@@ -147,6 +151,10 @@ def run_segment(args: argparse.Namespace) -> int:
     from engine.predict import Predictor, validate_boxes, validate_points
     from engine.sam import style_index
 
+    if args.auto:
+        from app.cli.segment_auto import run_auto
+
+        return run_auto(args)
     jobs = _jobs(args)
     for image_path, _, _ in jobs:
         if not image_path.is_file():

@@ -5,6 +5,7 @@ checkpoints (:mod:`~engine.models.registry`), and the INT8 export of a trained m
 (:mod:`~engine.models.int8_export`).
 """
 
+from engine.models.box_head_file import BOX_HEAD_FILE, load_box_head, save_box_head
 from engine.models.folder import (
     MODEL_JSON,
     WEIGHTS_FILE,
@@ -30,6 +31,9 @@ from engine.models.registry import (
 from engine.models.structure import INT8_SCHEME, describe_structure, remember_adalora_config
 
 __all__ = [
+    "BOX_HEAD_FILE",
+    "load_box_head",
+    "save_box_head",
     "INT8_SCHEME",
     "LoadedModel",
     "MODEL_JSON",

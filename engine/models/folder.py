@@ -41,6 +41,8 @@ class LoadedModel:
     model_hash: str
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    box_head: torch.nn.Module | None = None  # where the lungs are, for zero-click (engine.sam.box_head)
+    box_head_problem: str | None = None  # why a recorded box head could not be loaded
 
     @property
     def name(self) -> str:
@@ -232,10 +234,15 @@ def load_model_folder(path: str | Path, verify_hash: bool = True) -> LoadedModel
     sam = _build(config, meta, path.name)
     load_state_into(sam, tensors, path.name)
     sam.eval()
+    from engine.models.box_head_file import load_box_head
+
+    box_head, box_head_problem = load_box_head(path, meta)
     return LoadedModel(
         sam=sam,
         config=config,
         model_hash=model_hash_from(digest, config, meta),
         source=str(path),
         meta=meta,
+        box_head=box_head,
+        box_head_problem=box_head_problem,
     )

@@ -21,6 +21,7 @@ from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, imag
 from engine.predict.prompt_region import restrict_masks
 from engine.predict.prompts import validate_boxes, validate_points
 from engine.sam import (
+    boxes_from_input,
     boxes_to_input,
     coords_to_input,
     mask_styles,
@@ -140,6 +141,19 @@ class Predictor:
         """Warm the cache for the next image without changing the current one."""
         return self.embed(image)[1]
 
+    def head_boxes(self) -> np.ndarray | None:
+        """3 x 4 boxes (``engine.sam.BOX_KINDS``: both lungs, image-left lung, image-right lung)
+        in original pixels, read by the model's box head off the current embedding; None when
+        the model has no box head."""
+        self._require_image()
+        head = self.model.box_head
+        if head is None:
+            return None
+        with self._lock, torch.inference_mode():
+            head = head.to(self.device).eval()
+            unit = head(self._features_on_device.float())[0].float().cpu().numpy()
+            return boxes_from_input(unit * self.config.img_size, self._current.original_size, self.config.img_size)
+
     # -- prompts ---------------------------------------------------------------------------
     def predict(
         self,
@@ -207,6 +221,30 @@ class Predictor:
                     label_t.numpy() if label_t is not None else None,
                 )
         return Prediction(masks, scores, low, time.perf_counter() - start)
+
+    def predict_low_res(self, boxes: object, style: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Low-res logits B x h x w and predicted IoU (B,) for boxes in original pixels, without
+        the upsampling to the original size: what a quality check that decodes the same image
+        many times (boxes jittered, say) needs, at a fraction of ``predict``'s cost on a large
+        image. The logits are in the input frame (see :mod:`engine.sam.preprocess`)."""
+        self._require_image()
+        token = style_index(self.sam, style)
+        with self._lock:
+            size = self._current.original_size
+            valid = validate_boxes(boxes, size)
+            box_t = torch.as_tensor(boxes_to_input(valid, size, self.config.img_size), dtype=torch.float)
+            with torch.inference_mode():
+                sparse, dense = self.sam.prompt_encoder(points=None, boxes=box_t.to(self.device), masks=None)
+                low_res, iou = self.sam.mask_decoder(
+                    image_embeddings=self._features_on_device,
+                    image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=token > 0,
+                )
+            if token:
+                low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
+        return low_res[:, 0].float().cpu().numpy(), iou[:, 0].float().cpu().numpy()
 
     def _mask_input_tensor(self, mask_input: np.ndarray, batch: int) -> torch.Tensor:
         low = self.config.low_res_size

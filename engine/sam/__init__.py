@@ -7,6 +7,7 @@ mapping of images and prompts into a SAM's input frame and back
 convention (:mod:`~engine.sam.styles`).
 """
 
+from engine.sam.box_head import BOX_KINDS, BoxHead, box_head_from_arch
 from engine.sam.build import build_sam, count_parameters
 from engine.sam.config import (
     COMPACT,
@@ -25,6 +26,7 @@ from engine.sam.forward import decode_per_prompt, predict_boxes, predict_prompts
 from engine.sam.official_checkpoint import infer_config, load_state_into, read_state_dict
 from engine.sam.preprocess import (
     as_rgb,
+    boxes_from_input,
     boxes_to_input,
     coords_to_input,
     masks_at_original,
@@ -45,6 +47,10 @@ from engine.sam.styles import (
 )
 
 __all__ = [
+    "BOX_KINDS",
+    "boxes_from_input",
+    "BoxHead",
+    "box_head_from_arch",
     "predict_prompts",
     "COMPACT",
     "DEFAULT_STYLE",

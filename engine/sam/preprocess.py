@@ -104,6 +104,17 @@ def boxes_to_input(boxes: np.ndarray, original_size: tuple[int, int], long_side:
     return coords_to_input(np.asarray(boxes).reshape(-1, 2, 2), original_size, long_side).reshape(-1, 4)
 
 
+def boxes_from_input(boxes: np.ndarray, original_size: tuple[int, int], long_side: int) -> np.ndarray:
+    """Inverse of :func:`boxes_to_input`: Bx4 input-frame boxes -> original pixels, clipped to
+    the image (a box head may reach into the padding)."""
+    old_h, old_w = original_size
+    new_h, new_w = resized_shape(old_h, old_w, long_side)
+    out = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
+    out[:, 0::2] = np.clip(out[:, 0::2] * old_w / new_w, 0, old_w)
+    out[:, 1::2] = np.clip(out[:, 1::2] * old_h / new_h, 0, old_h)
+    return out
+
+
 def masks_at_original(
     low_res: torch.Tensor,
     input_size: tuple[int, int],

@@ -8,6 +8,9 @@ model and not the prompt sampler:
   predicted masks is scored against the union GT, and each lung's prediction against its
   own GT lung (``dice_image_left``, ``dice_image_right``, their mean ``dice_lung_mean``;
   "image left" is the patient's right lung, see :mod:`trainer.data.lung_labels`).
+* ``"auto"``: no prompt from the ground truth at all: the zero-click proposal
+  (:func:`engine.propose.propose_lungs`), scored like ``per-lung``, plus its ``quality``
+  score and ``lungs_swapped`` (1 when each proposed lung matches the other GT lung better).
 
 The predictor maps masks back to the original image size, so metrics (and HD95 in mm for
 images that carry a pixel spacing) are computed where a clinician would look. Pairs that
@@ -33,6 +36,7 @@ from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
 from engine.models import LoadedModel, load_model
 from engine.predict import EmbeddingCache, Predictor
+from engine.propose import propose_lungs, quality_score, quality_signals
 from engine.sam import mask_styles, style_index
 from trainer.data import (
     IMAGE_LEFT,
@@ -47,9 +51,9 @@ from trainer.evaluation.metrics import dice, mask_metrics
 
 log = logging.getLogger(__name__)
 
-PROMPTS = ("union", "per-lung")
+PROMPTS = ("union", "per-lung", "auto")
 METRICS = ("dice", "iou", "precision", "recall", "hd95")
-LUNG_METRICS = ("dice_image_left", "dice_image_right", "dice_lung_mean")
+LUNG_METRICS = ("dice_image_left", "dice_image_right", "dice_lung_mean", "quality", "lungs_swapped")
 PHASES = ("load", "embed", "decode", "metrics")
 _COLUMNS = ("name", "height", "width", *METRICS, "hd95_unit", *LUNG_METRICS, "seconds")
 Progress = Callable[[int, int], None]
@@ -242,16 +246,25 @@ def evaluate_image(
 ) -> dict[str, Any]:
     """Scores of one image (a result row without ``name`` and ``seconds``); adds to ``timing``."""
     start = time.perf_counter()
-    boxes, kinds = prompt_boxes(gt, prompt)  # per-lung: splits the GT (counted as loading)
+    if prompt == "auto":
+        kinds = [IMAGE_LEFT, IMAGE_RIGHT]
+    else:
+        boxes, kinds = prompt_boxes(gt, prompt)  # per-lung: splits the GT (counted as loading)
     prompted = time.perf_counter()
     predictor.set_image(gt.image.pixels)
     embedded = time.perf_counter()
-    masks = np.asarray(predictor.predict(boxes=boxes, style=style).masks)[:, 0]
+    quality = math.nan
+    if prompt == "auto":
+        proposal = propose_lungs(predictor, style)
+        masks = proposal.masks
+        quality = quality_score(quality_signals(predictor, proposal, style), proposal.found)
+    else:
+        masks = np.asarray(predictor.predict(boxes=boxes, style=style).masks)[:, 0]
     decoded = time.perf_counter()
     scores = mask_metrics(masks.any(axis=0), gt.union, gt.image.pixel_spacing)
     row: dict[str, Any] = {"height": gt.union.shape[0], "width": gt.union.shape[1]}
     row.update(scores.as_dict())
-    if prompt == "per-lung":
+    if prompt in ("per-lung", "auto"):
         per_lung = {IMAGE_LEFT: math.nan, IMAGE_RIGHT: math.nan}
         for mask, label in zip(masks, kinds, strict=True):
             per_lung[label] = dice(mask, gt.labels == label)
@@ -259,6 +272,11 @@ def evaluate_image(
         row["dice_image_right"] = per_lung[IMAGE_RIGHT]
         found = [v for v in per_lung.values() if not math.isnan(v)]
         row["dice_lung_mean"] = float(np.mean(found)) if found else math.nan
+    if prompt == "auto":
+        row["quality"] = quality
+        crossed = dice(masks[0], gt.labels == IMAGE_RIGHT) + dice(masks[1], gt.labels == IMAGE_LEFT)
+        straight = dice(masks[0], gt.labels == IMAGE_LEFT) + dice(masks[1], gt.labels == IMAGE_RIGHT)
+        row["lungs_swapped"] = float(crossed > straight)
     done = time.perf_counter()
     timing["load"] += prompted - start
     timing["embed"] += embedded - prompted

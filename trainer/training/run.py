@@ -17,7 +17,7 @@ import torch
 from engine.atomic import atomic_write_bytes
 from engine.device import resolve_device
 from engine.errors import LungSamError, TrainingError
-from engine.models import MODEL_JSON, SHIPPED_BASE, load_model, shipped_models_dir
+from engine.models import MODEL_JSON, SHIPPED_BASE, LoadedModel, load_model, shipped_models_dir
 from engine.sam import preset
 from trainer.data import (
     apply_style_names,
@@ -151,6 +151,16 @@ def dist_world() -> int:
 # covid_chestxray_gb/overlap_with_covidqu_ex.csv scores every image against COVID-QU-Ex;
 # rows at or above this thumbnail correlation are the near-duplicates (54 of 98).
 OVERLAP_MIN_CORR = 0.95
+
+
+def carry_box_head(base: LoadedModel, folders: list[Path]) -> None:
+    """A trained model keeps its base's box head (zero-click): the encoder moved a little, and
+    the proposer's refinement by the model's own masks absorbs that (engine.propose)."""
+    from engine.models import save_box_head
+
+    for folder in folders:
+        if (folder / "model.json").is_file():
+            save_box_head(folder, base.box_head, {"carried_from": base.name})  # type: ignore[arg-type]
 
 
 def read_exclude(path: Path | None) -> list[str]:
@@ -341,6 +351,8 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     if req.resume:
         trainer.resume()
     history = trainer.run()
+    if trainer.dist.is_main and base is not None and base.box_head is not None:
+        carry_box_head(base, [req.out / "best", req.out / "int8"])
     summary = {
         "stage": req.stage, "best_epoch": history.best_epoch, "best_score": history.best_score,
         "epochs": history.epochs, "data": data_info, "skipped": train.skipped + val.skipped,

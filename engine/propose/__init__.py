@@ -1,0 +1,21 @@
+"""Zero-click segmentation: lungs proposed with no prompt (:mod:`~engine.propose.proposer`), how
+far each proposed mask can be trusted (:mod:`~engine.propose.quality`) and many images
+pipelined (:mod:`~engine.propose.batch`)."""
+
+from engine.propose.batch import AutoResult, propose_many, segment_one
+from engine.propose.proposer import LungProposal, main_parts, propose_lungs, split_lungs, tight_box
+from engine.propose.quality import QualitySignals, quality_score, quality_signals
+
+__all__ = [
+    "AutoResult",
+    "LungProposal",
+    "QualitySignals",
+    "main_parts",
+    "propose_lungs",
+    "propose_many",
+    "quality_score",
+    "quality_signals",
+    "segment_one",
+    "split_lungs",
+    "tight_box",
+]

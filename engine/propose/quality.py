@@ -1,0 +1,101 @@
+"""How far a proposed lung mask can be trusted: a score in 0..1, higher = more trustworthy.
+
+The review queue sorts by it, so what matters is ranking: images whose masks are wrong must
+come first. Candidate signals, each cheap next to the embedding (they re-decode the cached
+embedding at low resolution, :meth:`engine.predict.Predictor.predict_low_res`):
+
+* ``iou_pred``: the decoder's own predicted IoU (SAM's IoU head), the lower lung's.
+* ``stability``: SAM's stability score, IoU of the masks at logit thresholds +1 and -1, the
+  lower lung's: a border the model is unsure about moves a lot between the two.
+* ``jitter``: mean IoU between each lung's mask from its box and from the box moved by a few
+  percent (fixed draws, so a score replays): a mask that changes with the box is a guess.
+* ``box_shift``: IoU of the first-guess box with the final box, the lower lung's: when the
+  model had to move the box far, the proposal was hard.
+* ``balance``: smaller / larger lung area: one lung a fraction of the other is rare in
+  anatomy and common in failures.
+
+Which ranks best was measured (``benchmarks/quality_ranking.py``, the figures in the README);
+:func:`quality_score` combines them as measured there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.predict import Predictor
+from engine.propose.proposer import LungProposal
+
+JITTER_DRAWS = 4
+JITTER_FRACTION = 0.05  # of the box side, per edge
+STABILITY_OFFSET = 1.0
+
+
+@dataclass(frozen=True)
+class QualitySignals:
+    iou_pred: float
+    stability: float
+    jitter: float
+    box_shift: float
+    balance: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def stability_score(logits: np.ndarray, offset: float = STABILITY_OFFSET) -> float:
+    """IoU of ``logits > offset`` within ``logits > -offset`` (1 when both are empty)."""
+    high, low = (logits > offset).sum(), (logits > -offset).sum()
+    return float(high / low) if low else 1.0
+
+
+def quality_signals(predictor: Predictor, proposal: LungProposal, style: str | None = None) -> QualitySignals:
+    """The candidate signals of one proposal on the predictor's current image."""
+    boxes = proposal.lung_boxes
+    logits = proposal.low_res_logits
+    stability = min(stability_score(lg) for lg in logits)
+    rng = np.random.default_rng(0)
+    sides = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
+    scale = np.concatenate([sides, sides], 1) * JITTER_FRACTION
+    h, w = predictor.original_size
+    limit = np.array([w, h, w, h], np.float64)
+    jittered = [
+        np.clip(boxes + rng.uniform(-1, 1, boxes.shape) * scale, 0, limit) for _ in range(JITTER_DRAWS)
+    ]
+    low, _ = predictor.predict_low_res(np.concatenate(jittered), style)
+    base = logits > 0
+    ious = [mask_iou(base[i % 2], low[i] > 0) for i in range(len(low))]
+    first = proposal.history[0] if proposal.history else boxes
+    shift = min(box_iou(first[i], boxes[i]) for i in range(2)) if len(first) == 2 else box_iou(
+        first[0], proposal.union_box if proposal.union_box is not None else first[0]
+    )
+    areas = proposal.masks.reshape(2, -1).sum(1).astype(np.float64)
+    balance = float(areas.min() / areas.max()) if areas.max() > 0 else 0.0
+    return QualitySignals(
+        iou_pred=float(np.clip(proposal.scores.min(), 0, 1)),
+        stability=stability,
+        jitter=float(np.mean(ious)),
+        box_shift=shift,
+        balance=balance,
+    )
+
+
+def quality_score(signals: QualitySignals, found: bool = True) -> float:
+    """0..1, higher = more trustworthy; 0 when no lung was found."""
+    if not found:
+        return 0.0
+    return float(np.clip(signals.jitter, 0.0, 1.0))
