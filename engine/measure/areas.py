@@ -62,7 +62,7 @@ class LungAreas:
 
     def row(self, name: str) -> dict[str, Any]:
         """:data:`MEASUREMENT_COLUMNS` for one image: cm² to 0.01 (1 mm²), px² as integers,
-        None where a value is unknown (an empty CSV cell, JSON null)."""
+        spacing to 1e-6 mm, None where a value is unknown (an empty CSV cell, JSON null)."""
         spacing = self.spacing
         return {
             "name": name,
@@ -71,8 +71,8 @@ class LungAreas:
             "both_area": _rounded(self.both, self.unit),
             "area_unit": self.unit,
             "spacing_source": self.spacing_source,
-            "row_mm": spacing.row_mm if spacing is not None else None,
-            "col_mm": spacing.col_mm if spacing is not None else None,
+            "row_mm": round(spacing.row_mm, 6) if spacing is not None else None,
+            "col_mm": round(spacing.col_mm, 6) if spacing is not None else None,
         }
 
 
