@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
+_ERMF = Tag(0x0018, 0x1114)  # EstimatedRadiographicMagnificationFactor
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,16 @@ def write_dicom(
     window: tuple[float, float] | None = None,
     pixel_spacing: list[float] | None = None,
     imager_pixel_spacing: list[float] | None = None,
+    magnification: float | str | None = None,
     study: ChestStudy | None = None,
 ) -> Dataset:
     """Write ``pixels`` (2-D uint16) as an uncompressed MONOCHROME2 image and return its dataset.
 
     New Study/Series/SOP Instance UIDs every call. Optional tags are only written when given:
-    PatientName, WindowCenter/WindowWidth (``window``), PixelSpacing, ImagerPixelSpacing, and
-    with ``study`` the patient/study details plus series/instance number 1, CHEST, PA, [R, F].
+    PatientName, WindowCenter/WindowWidth (``window``), PixelSpacing, ImagerPixelSpacing,
+    EstimatedRadiographicMagnificationFactor (``magnification``; a string is written as the
+    raw DS bytes, so tests can plant a malformed value), and with ``study`` the patient/study
+    details plus series/instance number 1, CHEST, PA, [R, F].
     """
     if pixels.ndim != 2 or pixels.dtype != np.uint16:
         raise ValueError(f"expected a 2-D uint16 array, got {pixels.ndim}-D {pixels.dtype}")
@@ -79,6 +86,12 @@ def write_dicom(
         ds.PixelSpacing = pixel_spacing
     if imager_pixel_spacing is not None:
         ds.ImagerPixelSpacing = imager_pixel_spacing
+    if isinstance(magnification, str):
+        raw = magnification.encode("ascii")
+        raw += b" " * (len(raw) % 2)
+        ds[_ERMF] = RawDataElement(_ERMF, "DS", len(raw), raw, 0, False, True)
+    elif magnification is not None:
+        ds.EstimatedRadiographicMagnificationFactor = magnification
     ds.PixelData = pixels.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return ds

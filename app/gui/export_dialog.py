@@ -29,7 +29,10 @@ EXPORT_FOLDER_KEY = "export/folder"
 SHORT_NAMES = {"png": "PNG", "coco": "COCO", "dicom_seg": "DICOM-SEG", "nifti": "NIfTI",
                "labelme": "LabelMe", "yolo": "YOLO-seg"}
 NAMING = ("Files are named after the image: always NAME_lungs (both lungs), plus "
-          "NAME_right_lung and NAME_left_lung when the lungs were drawn separately.")
+          "NAME_right_lung and NAME_left_lung when the lungs were drawn separately. "
+          "Every export also writes the lung areas, one row per image, to "
+          "measurements.csv and measurements.json (cm² where the image states its pixel "
+          "spacing, else px²).")
 
 
 class ExportDialog(QDialog):
@@ -90,8 +93,11 @@ class ExportDialog(QDialog):
 
 
 def summary(written: dict[str, list[Path]], notes: dict[str, str]) -> str:
-    """'exported 3 PNG, 1 COCO; no DICOM-SEG: source is not DICOM'."""
-    done = [f"{len(paths)} {SHORT_NAMES.get(key, key)}" for key, paths in written.items() if paths]
+    """'exported 3 PNG, 1 COCO, measurements.csv/.json; no DICOM-SEG: source is not DICOM'."""
+    done = [f"{len(paths)} {SHORT_NAMES.get(key, key)}" for key, paths in written.items()
+            if paths and key != "measurements"]
+    if written.get("measurements"):
+        done.append("measurements.csv/.json")
     skipped = [f"no {SHORT_NAMES.get(key, key)}: {why}" for key, why in notes.items()]
     text = "exported " + ", ".join(done) if done else "nothing exported"
     return "; ".join([text, *skipped])

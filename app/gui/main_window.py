@@ -46,6 +46,7 @@ from app.gui.trainer import install_trainer_dock
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage
 from engine.predict import EmbeddingCache
+from engine.project import label_areas
 
 NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
@@ -53,6 +54,7 @@ EMBED_CACHE_BYTES = 512 << 20
 
 class MainWindow(ExportCommands, WindowCommands, QMainWindow):
     AUTOSAVE_MS = 5000
+    AREAS_MS = 100
     saved = Signal(str, int)  # rel_path, version
     image_shown = Signal(int)  # row
     export_done = Signal(object)  # dict of written paths, or an exception
@@ -122,6 +124,9 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.autosave.start()
         self._wl_timer = QTimer(self, singleShot=True, interval=0)
         self._wl_timer.timeout.connect(self._apply_window)
+        # Areas follow the masks at most every AREAS_MS while a box is dragged (latest wins).
+        self._areas_timer = QTimer(self, singleShot=True, interval=self.AREAS_MS)
+        self._areas_timer.timeout.connect(self.show_areas)
         self.on_label(self.panel.label)
         self.actions["tool_box"].setChecked(True)
         self.resize(1400, 900)
@@ -141,6 +146,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.loader.failed.connect(self._load_failed)
         a.latency.connect(lambda total, _model: self.status.set_latency(total))
         a.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        a.changed.connect(self._masks_changed)
         self.image_list.image_chosen.connect(self.go_to)
         self.panel.label_chosen.connect(self.on_label)
         self.panel.opacity_changed.connect(self._set_opacity)
@@ -245,6 +251,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.token += 1
         self.image = None
         self.annotator.start(None, self.token)
+        self.show_areas()
         self.canvas.set_image(None)
         self.image_list.set_current(index)
         self.loader.request(self.token, self.project.path(index))
@@ -268,6 +275,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.windower = Windower(image)  # display only: the model keeps image.pixels
         self.window_level = self.windower.file_window
         self.annotator.start(session, token)
+        self.show_areas()
         if self.model_info is not None:
             self.worker.post_embed(token, image.pixels)
         rows = [self.index + 1, self.index - 1]
@@ -276,6 +284,19 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         window = f", window {image.window.center:g}/{image.window.width:g}" if image.window else ""
         self.statusBar().showMessage(f"{name}: {image.width} x {image.height} {image.format}{window}", 5000)
         self.image_shown.emit(self.index)
+
+    def _masks_changed(self) -> None:
+        if not self._areas_timer.isActive():
+            self._areas_timer.start()
+
+    def show_areas(self) -> None:
+        """The current masks' areas in the labels panel: cm² with the image's pixel spacing,
+        px² without (np.count_nonzero per label: cheap enough for the GUI thread)."""
+        session = self.annotator.session
+        if session is None or self.image is None:
+            self.panel.set_areas(None)
+            return
+        self.panel.set_areas(label_areas(session.masks, self.image.spacing))
 
     def _load_failed(self, token: int, path: str, message: str) -> None:
         if token == self.token:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import warnings
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -38,6 +40,7 @@ from engine.imaging.image import (
     library_errors,
     sanitize_raw,
 )
+from engine.spacing import AT_DETECTOR, CALIBRATED, CORRECTED, PixelSpacing
 
 META_KEYWORDS: tuple[str, ...] = (
     "StudyInstanceUID",
@@ -117,12 +120,21 @@ def load_dicom(fh: BinaryIO, name: str, max_pixels: int, force: bool = False) ->
         meta = _meta(ds, transfer_syntax)
         if stored.ndim == 3 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
             image = image_from_array(_colour(ds, stored, photometric, name), "DICOM", name)
-            return dataclasses.replace(image, pixel_spacing=spacing, dicom_meta=meta)
+            return dataclasses.replace(image, spacing=spacing, dicom_meta=meta)
         modality = sanitize_raw(apply_modality_lut(stored, ds), name)
         raw, window = _voi(ds, modality)
         invert = photometric == "MONOCHROME1"
         pixels = apply_window(raw, window, invert)
     return LoadedImage(None, pixels, raw, window, spacing, "DICOM", meta, invert)
+
+
+def read_dicom_spacing(fh: BinaryIO, force: bool = False) -> PixelSpacing | None:
+    """:func:`_pixel_spacing` of a file read up to its pixel data; None when unreadable."""
+    try:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True, force=force)
+    except Exception:  # any damage: the caller falls back to pixel units
+        return None
+    return _pixel_spacing(ds)
 
 
 def _decode(ds: Dataset, fh: BinaryIO, transfer_syntax: UID, name: str) -> np.ndarray:
@@ -248,17 +260,64 @@ def _first_float(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
-    """(row mm, col mm) from PixelSpacing (calibrated), else ImagerPixelSpacing (detector)."""
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
-        try:
-            row, col = (float(v) for v in value)
-        except (TypeError, ValueError):
-            continue
-        if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
-            return (row, col)
+def _pixel_spacing(ds: Dataset) -> PixelSpacing | None:
+    """The pixel size in the patient plane as well as the file lets us know it, and how.
+
+    - ``calibrated``: PixelSpacing (0028,0030), taken as the modality's statement of the
+      spacing at the anatomy. For projection radiographs (DX, CR, MG) the standard lets
+      PixelSpacing either be calibrated (geometry or a fiducial) or, when it was not, repeat
+      ImagerPixelSpacing (PS3.3 10.7.1.1). So when PixelSpacing equals ImagerPixelSpacing and
+      no PixelSpacingCalibrationType (0028,0A02) says it was calibrated, it is the detector
+      spacing in disguise and is handled as below (corrected when a factor is given). A
+      PixelSpacing that differs from ImagerPixelSpacing is already at the anatomy and is never
+      divided again. Legacy CR files that put the plate spacing in PixelSpacing alone cannot
+      be told apart (PS3.3 10.7.1.1: "it cannot be determined") and are taken at their word.
+    - ``corrected``: ImagerPixelSpacing (0018,1164) / EstimatedRadiographicMagnificationFactor
+      (0018,1114), the detector spacing projected back to the patient with the modality's
+      own estimate; a factor that is missing, not a number, infinite or <= 0 is ignored.
+    - ``at detector``: ImagerPixelSpacing alone (areas overstate the anatomy by the square of
+      the unknown magnification: about 1.1 for a PA chest, up to 1.3 at the bedside).
+
+    Unreadable values (not two positive finite numbers) count as absent, never as an error:
+    a bad spacing must not stop the image from opening.
+    """
+    with warnings.catch_warnings():  # pydicom warns (and keeps the text) for malformed DS
+        warnings.simplefilter("ignore")
+        calibrated = _spacing_pair(ds, "PixelSpacing")
+        detector = _spacing_pair(ds, "ImagerPixelSpacing")
+        factor = _magnification(ds)
+        calibration_stated = "PixelSpacingCalibrationType" in ds
+    if calibrated is not None:
+        same = detector is not None and all(
+            math.isclose(a, b, rel_tol=1e-6) for a, b in zip(calibrated, detector, strict=True)
+        )
+        if not same or calibration_stated:
+            return PixelSpacing(*calibrated, CALIBRATED)
+    if detector is None:
+        return None
+    if factor is not None:
+        return PixelSpacing(detector[0] / factor, detector[1] / factor, CORRECTED, factor)
+    return PixelSpacing(*detector, AT_DETECTOR)
+
+
+def _spacing_pair(ds: Dataset, keyword: str) -> tuple[float, float] | None:
+    """(row mm, col mm) of a two-valued spacing attribute, or None when absent or malformed."""
+    try:
+        row, col = (float(v) for v in ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
+    if row > 0 and col > 0 and math.isfinite(row) and math.isfinite(col):
+        return (row, col)
     return None
+
+
+def _magnification(ds: Dataset) -> float | None:
+    """EstimatedRadiographicMagnificationFactor when it is a finite number > 0, else None."""
+    try:
+        factor = _first_float(ds.get("EstimatedRadiographicMagnificationFactor"))
+    except (TypeError, ValueError):
+        return None
+    return factor if factor is not None and factor > 0 else None
 
 
 def _meta(ds: Dataset, transfer_syntax: UID) -> dict[str, str]:

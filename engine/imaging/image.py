@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import ImageLoadError
+from engine.spacing import PixelSpacing
 
 MAX_PIXELS = 100_000_000
 """Largest image (rows x columns) we agree to decode; bigger headers are refused unread."""
@@ -40,17 +41,23 @@ class LoadedImage:
     data (DICOM, 16-bit/float TIFF or PNG), else None; for DICOM it holds modality-LUT values,
     except when the file has a VOI LUT Sequence: then it holds the VOI LUT output, so that
     ``apply_window(raw, window, invert)`` still reproduces ``pixels`` exactly. ``invert`` is True
-    for MONOCHROME1 (and TIFF min-is-white) data, whose low values are white.
+    for MONOCHROME1 (and TIFF min-is-white) data, whose low values are white. ``spacing``: the
+    pixel size in mm with its provenance (DICOM only; None when the file states none).
     """
 
     path: Path | None
     pixels: np.ndarray
     raw: np.ndarray | None
     window: Window | None
-    pixel_spacing: tuple[float, float] | None
+    spacing: PixelSpacing | None
     format: str
     dicom_meta: dict[str, str] | None
     invert: bool = False
+
+    @property
+    def pixel_spacing(self) -> tuple[float, float] | None:
+        """(row mm, col mm) without the provenance, as distance metrics (HD95) take it."""
+        return self.spacing.pair if self.spacing is not None else None
 
     @property
     def height(self) -> int:

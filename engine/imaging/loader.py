@@ -30,12 +30,14 @@ from typing import BinaryIO
 from engine.errors import ImageLoadError
 from engine.imaging.image import MAX_PIXELS, LoadedImage
 from engine.imaging.pillow_io import load_pillow
+from engine.spacing import PixelSpacing
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
     "is_supported_image",
     "load_image",
     "load_image_bytes",
+    "read_pixel_spacing",
     "sniff_format",
 ]
 
@@ -84,6 +86,31 @@ def load_image_bytes(
     for preamble-less DICOM, its extension."""
     data = bytes(data)
     return _decode(io.BytesIO(data), data[:_SNIFF_BYTES], name, max_pixels)
+
+
+def read_pixel_spacing(path: str | Path) -> PixelSpacing | None:
+    """The pixel spacing of an image file from its header alone (no pixel is decoded), for
+    work that needs the spacing of many images at once (the measurements of an export).
+
+    Only DICOM states a spacing we trust. TIFF resolution tags are not read: most writers
+    put a screen default there (72 dpi), which would pass for a plausible but false 0.35 mm
+    pixel. None for other formats, for files without a spacing and for files that cannot be
+    read (the caller then reports areas in pixels).
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+            fmt = sniff_format(head)
+            forced = fmt is None and path.suffix.lower() in DICOM_EXTENSIONS
+            if fmt != "DICOM" and not forced:
+                return None
+            fh.seek(0)
+            from engine.imaging.dicom_io import read_dicom_spacing
+
+            return read_dicom_spacing(fh, force=forced)
+    except OSError:
+        return None
 
 
 def is_supported_image(path: str | Path) -> bool:

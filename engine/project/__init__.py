@@ -3,8 +3,9 @@
 model versions (:class:`ProjectStore`, built from :mod:`~engine.project.db`,
 :mod:`~engine.project.annotations`, :mod:`~engine.project.model_versions`,
 :mod:`~engine.project.maintenance` and :mod:`~engine.project.lock`), the mask PNG files
-(:mod:`~engine.project.mask_png`) and exports to PNG, COCO RLE and DICOM-SEG
-(:mod:`~engine.project.export`).
+(:mod:`~engine.project.mask_png`), exports to PNG, COCO RLE and DICOM-SEG
+(:mod:`~engine.project.export`) and the lung areas written beside them
+(:mod:`~engine.project.measurements`).
 """
 
 from engine.project.annotations import Annotation
@@ -47,6 +48,12 @@ from engine.project.layout import (
     project_dir,
     runs_dir,
 )
+from engine.project.measurements import (
+    export_measurements,
+    label_areas,
+    measurement_rows,
+    write_measurements,
+)
 from engine.project.store import ImageRecord, ProjectStore
 
 __all__ = [
@@ -72,6 +79,7 @@ __all__ = [
     "export_dicom_seg",
     "export_labelme",
     "export_masks",
+    "export_measurements",
     "export_nifti",
     "export_png",
     "export_yolo",
@@ -79,11 +87,14 @@ __all__ = [
     "read_nifti",
     "read_yolo",
     "is_project",
+    "label_areas",
     "mask_filename",
+    "measurement_rows",
     "models_dir",
     "project_dir",
     "rle_counts",
     "rle_decode",
     "rle_encode",
     "runs_dir",
+    "write_measurements",
 ]

@@ -1,8 +1,11 @@
-"""Side panel: which label is being drawn, how masks look, brush size, and the anatomy note.
+"""Side panel: which label is being drawn, its area, how masks look, brush size, and the
+anatomy note.
 
 Labels are anatomical (the PATIENT's right and left, as stored by the project): on a
 standard PA/AP chest radiograph the patient's left lung is on the image's RIGHT, so the
-panel says so next to the choice. It only shows state and forwards choices as signals.
+panel says so next to the choice. Each label's area stands beside it (the "Lungs" row shows
+both lungs, the union of every mask), with the unit and where the pixel spacing came from
+under the note. It only shows state and forwards choices as signals.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QLabel,
     QRadioButton,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -32,6 +37,7 @@ from app.gui.preferences import (
     set_flag,
     set_preference,
 )
+from engine.measure import LungAreas, format_area, spacing_note
 
 LABEL_ORDER = ("right lung", "left lung", "lungs")
 """Order of the 1/2/3 keys: image left to right, then both."""
@@ -52,6 +58,22 @@ ANATOMY_NOTE = (
     "Labels are anatomical: the patient's left lung appears on the image's right "
     "(standard PA/AP view, patient facing you)."
 )
+
+AREA_WIDEST = "100,000,000 px²"
+"""Room kept for an area beside its label (the largest image we open, MAX_PIXELS, all lung),
+so the panel never asks for more width as masks change and the canvas never shifts."""
+
+SPACING_TIP = {
+    "calibrated": "Pixel spacing from the file's PixelSpacing: the size at the patient as the "
+                  "modality calibrated it.",
+    "corrected": "Pixel spacing from the detector (ImagerPixelSpacing) divided by the file's "
+                 "estimated radiographic magnification: the size at the patient.",
+    "at detector": "Pixel spacing at the detector (ImagerPixelSpacing), not corrected for "
+                   "magnification: areas overstate the anatomy by the magnification squared "
+                   "(about 1.2x for a PA chest).",
+    None: "The image states no pixel spacing (not a DICOM file, or no spacing in it): areas "
+          "are in pixels.",
+}
 
 STYLE_TIP = (
     "The annotation convention the model draws; changing it redraws every model-drawn label of the image. "
@@ -85,20 +107,34 @@ class LabelsPanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         box = QGroupBox("Label")
-        box_layout = QVBoxLayout(box)
+        box_layout = QGridLayout(box)
+        box_layout.setColumnStretch(0, 1)
         self.group = QButtonGroup(self)
         self.buttons: dict[str, QRadioButton] = {}
-        for label in LABEL_ORDER:
+        self.areas: dict[str, QLabel] = {}
+        for row, label in enumerate(LABEL_ORDER):
             button = QRadioButton(LABEL_TEXT[label])
             button.setIcon(swatch(LABEL_COLORS[label]))
             button.toggled.connect(lambda on, name=label: on and self.label_chosen.emit(name))
             self.group.addButton(button)
-            box_layout.addWidget(button)
+            box_layout.addWidget(button, row, 0)
             self.buttons[label] = button
+            area = QLabel("")
+            area.setObjectName(f"area-{label}")
+            area.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            area.setFixedWidth(area.fontMetrics().horizontalAdvance(AREA_WIDEST) + 4)
+            area.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+            box_layout.addWidget(area, row, 1)
+            self.areas[label] = area
+        self.area_note = QLabel("")
+        self.area_note.setWordWrap(True)
+        self.area_note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
+        self.area_note.setVisible(False)
+        box_layout.addWidget(self.area_note, len(LABEL_ORDER), 0, 1, 2)
         self.note = QLabel(ANATOMY_NOTE)
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
-        box_layout.addWidget(self.note)
+        box_layout.addWidget(self.note, len(LABEL_ORDER) + 1, 0, 1, 2)
         layout.addWidget(box)
 
         view = QGroupBox("Display and tools")
@@ -158,6 +194,25 @@ class LabelsPanel(QWidget):
         self.style.blockSignals(False)
         self.style_box.setVisible(len(names) > 1)
         return chosen
+
+    def set_areas(self, areas: LungAreas | None) -> None:
+        """Each label's area beside it (blank: not drawn on its own, or nothing drawn yet) and
+        the unit with the spacing's provenance below (hidden with no image); the full line is
+        the tooltip."""
+        drawn = areas is not None and (areas.left, areas.right, areas.both) != (None, None, 0)
+        values = {
+            "right lung": areas.right if areas else None,
+            "left lung": areas.left if areas else None,
+            "lungs": areas.both if areas and drawn else None,
+        }
+        for label, value in values.items():
+            text = format_area(value, areas.unit) if areas is not None and value is not None else ""
+            self.areas[label].setText(text)
+            self.areas[label].setToolTip(areas.text if areas is not None else "")
+        self.area_note.setVisible(areas is not None)
+        if areas is not None:
+            self.area_note.setText(f"Areas in {areas.unit}: {spacing_note(areas.spacing)}")
+            self.area_note.setToolTip(f"{areas.text}\n{SPACING_TIP[areas.spacing_source]}")
 
     def set_label(self, label: str) -> None:
         self.buttons[label].setChecked(True)

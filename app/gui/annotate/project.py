@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_bytes
 from engine.errors import LungSamError
-from engine.imaging import is_supported_image
+from engine.imaging import PixelSpacing, is_supported_image, read_pixel_spacing
 from engine.project import (
     Annotation,
     ImageRecord,
@@ -25,6 +25,7 @@ from engine.project import (
     export_coco,
     export_dicom_seg,
     export_labelme,
+    export_measurements,
     export_nifti,
     export_png,
     export_yolo,
@@ -162,8 +163,9 @@ class Project:
 
     def export(self, out_dir: str | Path, kind: str | None = None,
                formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS) -> dict[str, list[Path]]:
-        """The chosen formats, each in its own folder (COCO: one JSON); ``notes`` (set on
-        return) says why a chosen format wrote nothing, e.g. "source is not DICOM"."""
+        """The chosen formats, each in its own folder (COCO: one JSON), and always the lung
+        areas beside them (``measurements.csv``/``.json``, key "measurements"); ``notes`` (set
+        on return) says why a chosen format wrote nothing, e.g. "source is not DICOM"."""
         out_dir = Path(out_dir)
         self.notes = {}
         writers = {"png": (export_png, "masks"), "nifti": (export_nifti, "nifti"),
@@ -181,7 +183,12 @@ class Project:
                 raise LungSamError(f"unknown export format {key!r}; expected some of {list(EXPORT_FORMATS)}")
             if not written[key] and key not in self.notes:
                 self.notes[key] = "no annotated images"
+        written["measurements"] = export_measurements(self.store, out_dir, self.spacing, kind)
         return written
+
+    def spacing(self, rel_path: str) -> PixelSpacing | None:
+        """The pixel spacing of an image of the project, read from its header (DICOM only)."""
+        return read_pixel_spacing(self.root / rel_path)
 
     def _export_dicom_seg(self, out_dir: Path, kind: str | None) -> list[Path]:
         written, annotated = [], 0

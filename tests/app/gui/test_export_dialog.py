@@ -36,7 +36,8 @@ def test_export_dialog_writes_the_chosen_formats_and_says_why_no_dicom_seg(
     with qtbot.waitSignal(window.export_done, timeout=20000):
         QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     message = window.statusBar().currentMessage()
-    assert message == "exported 1 PNG, 1 NIfTI, 1 LabelMe; no DICOM-SEG: source is not DICOM"
+    assert message == "exported 1 PNG, 1 NIfTI, 1 LabelMe, measurements.csv/.json; no DICOM-SEG: source is not DICOM"
+    assert (out / "measurements.csv").is_file() and (out / "measurements.json").is_file()
     assert not (out / "annotations_coco.json").exists()
     assert np.array_equal(read_nifti(out / "nifti" / f"{stem}_lungs.nii.gz"), mask)
     polygons = read_labelme(out / "labelme" / f"{stem}.json")["lungs"]

@@ -18,6 +18,7 @@ from PIL import Image
 import trainer.evaluation.evaluate as evaluate_mod
 from engine.errors import LungSamError
 from engine.models import save_sam_folder
+from engine.spacing import PixelSpacing
 from tests.conftest import synthetic_cxr
 from tests.trainer.conftest import copy_pairs
 from trainer.data import split_lungs
@@ -176,7 +177,7 @@ def test_hd95_is_in_mm_when_the_image_has_a_pixel_spacing(model_dir, tmp_path, m
     def load_with_spacing(path):
         image = real_load(path)
         if Path(path).parent.name == "images":  # like a DICOM with PixelSpacing 0.5\0.25
-            image = dataclasses.replace(image, pixel_spacing=(0.5, 0.25))
+            image = dataclasses.replace(image, spacing=PixelSpacing(0.5, 0.25, "calibrated"))
         return image
 
     monkeypatch.setattr(evaluate_mod, "load_image", load_with_spacing)
