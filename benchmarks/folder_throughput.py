@@ -98,7 +98,7 @@ def main() -> int:
             if mode == "pipelined":
                 results = propose_many(predictor, paths)
             else:
-                def one_by_one():
+                def one_by_one(stages: dict[str, float] = stages):
                     for p in paths:
                         t = time.perf_counter()
                         image = load_image(p)

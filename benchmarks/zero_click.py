@@ -28,16 +28,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.models import load_model  # noqa: E402
-from engine.predict import EmbeddingCache, Predictor  # noqa: E402
-from engine.propose import propose_lungs, quality_score, quality_signals  # noqa: E402
-from trainer.data import IMAGE_LEFT, IMAGE_RIGHT, find_pairs, tight_box  # noqa: E402
-from trainer.evaluation import dice  # noqa: E402
-from trainer.evaluation.evaluate import load_ground_truth  # noqa: E402
-from trainer.evaluation.ranking import auroc, caught_in_top  # noqa: E402
-from trainer.training import read_exclude  # noqa: E402
+from engine.models import load_model
+from engine.predict import EmbeddingCache, Predictor
+from engine.propose import propose_lungs, quality_score, quality_signals
+from trainer.data import IMAGE_LEFT, IMAGE_RIGHT, find_pairs, tight_box
+from trainer.evaluation import dice
+from trainer.evaluation.evaluate import load_ground_truth
+from trainer.evaluation.ranking import auroc, caught_in_top
+from trainer.training import read_exclude
 
-SIGNALS = ("iou_pred", "stability", "jitter", "box_shift", "balance")
+SIGNALS = ("iou_pred", "stability", "jitter", "box_fill", "balance")
 BAD = 0.95
 
 
@@ -64,12 +64,15 @@ def measure(predictor: Predictor, folder: Path, style: str | None, exclude: list
         seconds = time.perf_counter() - start
         box_mask = predictor.predict(boxes=tight_box(gt.union), style=style).masks[0, 0]
         labels = gt.labels
+        lung_boxes = [b for b in (tight_box(labels == IMAGE_LEFT), tight_box(labels == IMAGE_RIGHT)) if b is not None]
+        lung_box_mask = predictor.predict(boxes=np.asarray(lung_boxes), style=style).masks[:, 0].any(0)
         straight = dice(proposal.masks[0], labels == IMAGE_LEFT) + dice(proposal.masks[1], labels == IMAGE_RIGHT)
         crossed = dice(proposal.masks[0], labels == IMAGE_RIGHT) + dice(proposal.masks[1], labels == IMAGE_LEFT)
         row = {
             "name": pair.name, "set": folder.name if folder.name not in ("val", "train", "test") else
             f"{folder.parent.name}/{folder.name}",
-            "box_dice": dice(box_mask, gt.union), "auto_dice": dice(proposal.union, gt.union),
+            "box_dice": dice(box_mask, gt.union), "lung_box_dice": dice(lung_box_mask, gt.union),
+            "auto_dice": dice(proposal.union, gt.union),
             "lung_dice": straight / 2, "swapped": bool(crossed > straight), "found": proposal.found,
             "quality": quality_score(signals, proposal.found), "seconds": seconds, **signals.as_dict(),
         }
@@ -87,6 +90,7 @@ def summarize(rows: list[dict], signals: tuple[str, ...]) -> dict:
     bad = auto < BAD
     out = {
         "n": len(rows), "box_dice": float(box.mean()), "auto_dice": float(auto.mean()),
+        "lung_box_dice": float(np.mean([r["lung_box_dice"] for r in rows])),
         "gap_points": float((box.mean() - auto.mean()) * 100),
         "box_below_095": float((box < BAD).mean()), "auto_below_095": float(bad.mean()),
         "swapped": int(sum(r["swapped"] for r in rows)), "not_found": int(sum(not r["found"] for r in rows)),
@@ -122,7 +126,7 @@ def main() -> int:
         report[str(folder)] = summarize(rows, signals)
     report["pooled"] = summarize(all_rows, signals)
     for name, s in report.items():
-        print(f"\n{name}: n={s['n']}  box Dice {s['box_dice']:.4f}  zero-click Dice {s['auto_dice']:.4f}  "
+        print(f"\n{name}: n={s['n']}  box Dice {s['box_dice']:.4f} (per-lung boxes {s['lung_box_dice']:.4f})  zero-click Dice {s['auto_dice']:.4f}  "
               f"gap {s['gap_points']:.2f} points  below 0.95: box {s['box_below_095']:.1%} zero-click "
               f"{s['auto_below_095']:.1%}  swapped {s['swapped']}  not found {s['not_found']}  "
               f"{s['seconds_per_image'] * 1000:.0f} ms/image")

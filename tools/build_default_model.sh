@@ -44,3 +44,10 @@ styles=(--styles visible,anatomical
 # The shipped base (what the trainer pane fine-tunes) is Stage 1 with its adapters merged.
 python tools/ship_default_model.py --base "$RUNS/v2-stage1/best" \
   --stage2 "$RUNS/v2-stage2/best" --data "$DATA"
+
+# Zero-click: the box head reads the lung boxes off the shipped INT8 model's embedding (its
+# encoder frozen; each training image embedded as is and twice augmented), and goes into both
+# shipped folders (the FP32 base's embeddings differ only by the quantisation error).
+lungsam train box-head --model resources/models/lungsam-compact-int8 \
+  --also resources/models/lungsam-compact-base --data "$DATA/covidqu_ex/train" \
+  --val "$DATA/covidqu_ex/val" --cache-dir "$RUNS/.data-cache" --threads "$THREADS"

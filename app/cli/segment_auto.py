@@ -51,7 +51,7 @@ def run_auto(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine.atomic import atomic_write_bytes, atomic_write_with
-    from engine.measure import lung_areas
+    from engine.measure import lung_areas_by_image_side
     from engine.models import load_model
     from engine.predict import Predictor
     from engine.propose import propose_many
@@ -82,7 +82,7 @@ def run_auto(args: argparse.Namespace) -> int:
         prop = result.proposal
         # rows of masks: image-left lung (the patient's right), image-right lung (patient's left)
         patient_right, patient_left = prop.masks[0], prop.masks[1]
-        areas = lung_areas(patient_left, patient_right, result.image.spacing)
+        areas = lung_areas_by_image_side(prop.masks[0], prop.masks[1], result.image.spacing)
         outputs = {"": prop.union, "_left": patient_left, "_right": patient_right}
         for suffix, mask in outputs.items():
             png = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))

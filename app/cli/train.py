@@ -14,15 +14,18 @@ def add_settings_arguments(parser: argparse._ArgumentGroup) -> None:
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model: base (from scratch), stage1 (AdaLoRA), stage2 (QAT)")
-    p.add_argument("stage", choices=["base", "stage1", "stage2"])
+    p = sub.add_parser("train", help="train a model: base (from scratch), stage1 (AdaLoRA), stage2 (QAT), "
+                       "box-head (zero-click lung boxes on a model's frozen encoder, saved into its folder)")
+    p.add_argument("stage", choices=["base", "stage1", "stage2", "box-head"])
+    p.add_argument("--also", action="append", default=[], metavar="FOLDER",
+                   help="box-head: also save the head into this model folder (e.g. the INT8 twin)")
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (or a .lungsam project)")
     p.add_argument("--val", help="validation folder with images/ and masks/ (default: hold back --val-fraction of --data)")
     p.add_argument("--val-fraction", type=float, help="hold back this fraction of --data for validation (by patient)")
     p.add_argument("--model", help="model to start from (name, model folder, run folder = its best model, or .pth); "
                    "stage1 default: the shipped FP32 base lungsam-compact-base")
     p.add_argument("--arch", help="architecture for base training from scratch (e.g. compact)")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, events, best model)")
+    p.add_argument("--out", help="run folder (checkpoints, events, best model); required but for box-head")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint")
     p.add_argument("--events", help="write JSON-lines progress events to FILE or - (stdout)")
@@ -90,9 +93,40 @@ def request_from_args(args: argparse.Namespace):
     )
 
 
+def run_box_head(args: argparse.Namespace) -> int:
+    """`lungsam train box-head --model FOLDER --data D --val V`: the head goes into FOLDER."""
+    from engine.errors import LungSamError
+    from trainer.training.box_head import BoxHeadSettings, fit_box_head_for
+
+    if not args.model or not Path(args.model, "model.json").is_file():
+        raise LungSamError("box-head needs --model MODEL_FOLDER (the head is saved into that folder)")
+    if not args.val:
+        raise LungSamError("box-head needs --val FOLDER to choose the best epoch")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    settings = BoxHeadSettings(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+    summary = fit_box_head_for(
+        Path(args.model), Path(args.data), Path(args.val), [Path(f) for f in args.also],
+        Path(args.cache_dir) if args.cache_dir else None, settings,
+        lambda what, done, total: print(f"{what} {done}/{total}", flush=True) if done == total else None,
+    )
+    best = summary["best"]
+    print(f"box head saved into {args.model}: validation corner error {best['corner_px']:.2f} px, "  # type: ignore[index]
+          f"mean IoU {best['iou']:.3f} (epoch {best['epoch']})")  # type: ignore[index]
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from trainer.training import run_stage
 
+    if args.stage == "box-head":
+        return run_box_head(args)
+    if not args.out:
+        from engine.errors import LungSamError
+
+        raise LungSamError(f"train {args.stage} needs --out RUN_FOLDER")
     cancel_on_sigterm()
     run_stage(request_from_args(args))
     return 0

@@ -6,7 +6,7 @@ and the embedding cache keyed by image and model hashes (:mod:`~engine.predict.e
 from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.predict.predictor import EmbeddingInfo, Prediction, Predictor
 from engine.predict.prompt_region import restrict_mask, restrict_masks
-from engine.predict.prompts import MAX_PROMPTS, validate_boxes, validate_points
+from engine.predict.prompts import MAX_PROMPTS, point_prompts, validate_boxes, validate_points
 
 __all__ = [
     "restrict_mask",
@@ -20,4 +20,5 @@ __all__ = [
     "image_hash",
     "validate_boxes",
     "validate_points",
+    "point_prompts",
 ]

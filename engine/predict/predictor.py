@@ -19,7 +19,7 @@ from engine.errors import PromptError
 from engine.models import LoadedModel
 from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.predict.prompt_region import restrict_masks
-from engine.predict.prompts import validate_boxes, validate_points
+from engine.predict.prompts import point_prompts, validate_boxes
 from engine.sam import (
     boxes_from_input,
     boxes_to_input,
@@ -189,24 +189,10 @@ class Predictor:
                 valid = validate_boxes(boxes, size)
                 batch = len(valid)
                 box_t = torch.as_tensor(boxes_to_input(valid, size, long_side), dtype=torch.float)
-            if points is not None or point_labels is not None:
-                if points is None or point_labels is None:
-                    raise PromptError("points and point labels must be given together")
-                try:
-                    pts_arr = np.asarray(points, dtype=np.float64)
-                except (TypeError, ValueError) as exc:
-                    raise PromptError(f"points must be x,y number pairs ({exc})") from exc
-                per_box = pts_arr.ndim == 3
-                pts, labels = validate_points(pts_arr, point_labels, size)
-                n = pts_arr.shape[1] if per_box else len(pts)
-                if per_box and pts_arr.shape[0] != batch:
-                    raise PromptError(f"{pts_arr.shape[0]} point sets for {batch} boxes")
-                original_pts = pts.reshape(-1, n, 2)
-                pts = coords_to_input(pts, size, long_side).reshape(-1, n, 2)
-                labels = labels.reshape(-1, n)
-                if not per_box:
-                    pts, labels = np.repeat(pts, batch, 0), np.repeat(labels, batch, 0)
-                    original_pts = np.repeat(original_pts, batch, 0)
+            parsed = point_prompts(points, point_labels, size, batch)
+            if parsed is not None:
+                original_pts, labels = parsed
+                pts = coords_to_input(original_pts, size, long_side)
                 point_t = torch.as_tensor(pts, dtype=torch.float)
                 label_t = torch.as_tensor(labels, dtype=torch.int)
             if box_t is None and point_t is None:

@@ -68,3 +68,30 @@ def validate_points(
         x, y = pts[outside][0]
         raise PromptError(f"point {x:g},{y:g} lies outside the {width}x{height} image")
     return pts, lab.astype(np.int64)
+
+
+def point_prompts(
+    points: object | None, labels: object | None, image_size: tuple[int, int], batch: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Points for ``batch`` prompts: (B, N, 2) x,y and (B, N) labels, or None without points.
+
+    ``points`` is (N, 2), shared by every box, or (B, N, 2), one set per box; the one place
+    where a prompt's points are parsed (the predictor, the CLI and the GUI all come here).
+    """
+    if points is None and labels is None:
+        return None
+    if points is None or labels is None:
+        raise PromptError("points and point labels must be given together")
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PromptError(f"points must be x,y number pairs ({exc})") from exc
+    per_box = arr.ndim == 3
+    if per_box and arr.shape[0] != batch:
+        raise PromptError(f"{arr.shape[0]} point sets for {batch} boxes")
+    pts, lab = validate_points(arr, labels, image_size)
+    n = arr.shape[1] if per_box else len(pts)
+    pts, lab = pts.reshape(-1, n, 2), lab.reshape(-1, n)
+    if not per_box:
+        pts, lab = np.repeat(pts, batch, 0), np.repeat(lab, batch, 0)
+    return pts, lab

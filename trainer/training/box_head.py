@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class BoxHeadSettings:
     variants: int = 3  # embeddings per training image: the image as is + (variants - 1) augmented
-    epochs: int = 60
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -95,7 +96,8 @@ def embed_examples(
                 images, labels = augment_batch(images, labels, AugmentConfig(), gen)
             target, keep = label_boxes(labels, config.img_size)
             if keep.any():
-                feats = sam.image_encoder(normalize_and_pad(images[keep], config)).float()
+                encoder: torch.nn.Module = sam.image_encoder  # type: ignore[assignment]
+                feats = encoder(normalize_and_pad(images[keep], config)).float()
                 embeddings.append(feats.half())
                 boxes.append(target[keep])
             done += len(idx)
@@ -190,3 +192,37 @@ def train_box_head(
         "n_val": len(val.boxes),
         "settings": settings.__dict__,
     }
+
+
+def fit_box_head_for(
+    model_folder: Path,
+    data: Path,
+    val: Path,
+    also: list[Path] | None = None,
+    cache_dir: Path | None = None,
+    settings: BoxHeadSettings | None = None,
+    progress: Progress | None = None,
+) -> dict[str, object]:
+    """Train a box head on ``model_folder``'s frozen encoder and save it into that folder (and
+    into each of ``also``: e.g. the INT8 twin of an FP32 model, whose embeddings differ by the
+    quantisation error only). Returns the training summary (also recorded in model.json)."""
+    from engine.models import load_model_folder, save_box_head
+    from trainer.data import find_pairs, load_set
+
+    settings = settings or BoxHeadSettings()
+    model = load_model_folder(model_folder)
+    size = model.config.img_size
+    train_set = load_set(find_pairs(data), size, cache_dir)
+    val_set = load_set(find_pairs(val), size, cache_dir)
+    model.sam.eval()
+    train_emb = embed_examples(model.sam, model.config, train_set, settings, True, progress)
+    val_emb = embed_examples(model.sam, model.config, val_set, settings, False, progress)
+    head, summary = train_box_head(train_emb, val_emb, size, settings, progress)
+    provenance = {
+        "trained_on": str(data), "validated_on": str(val), "encoder_of": model.name,
+        "best": summary["best"], "settings": summary["settings"],
+        "n_train": summary["n_train"], "n_val": summary["n_val"],
+    }
+    for folder in [model_folder, *(also or [])]:
+        save_box_head(folder, head, provenance)
+    return summary

@@ -304,3 +304,17 @@ def test_a_pair_drawn_per_lung_only_is_scored_against_the_union_of_its_lungs(tmp
     Image.fromarray(np.zeros((96, 80), np.uint8)).save(paths["left"])
     with pytest.raises(LungSamError, match="no lung"):
         load_ground_truth(Pair("case", paths["img"], None, paths["left"], None))
+
+
+def test_auto_prompt_scores_zero_click_with_the_shipped_model_on_real_pairs(cxr_dir, tmp_path):
+    """No prompt from the ground truth: the shipped model's box head finds both lungs, each on
+    its own side, and the quality score is in range."""
+    pairs = copy_pairs(cxr_dir, tmp_path / "val8", 8)
+    auto = evaluate_model(None, pairs, "auto", device="cpu")
+    union = evaluate_model(None, pairs, "union", device="cpu")
+    assert auto.summary["prompt"] == "auto" and auto.summary["n"] == 8
+    assert all(r["lungs_swapped"] == 0.0 for r in auto.rows)
+    assert all(0.0 < r["quality"] <= 1.0 for r in auto.rows)
+    assert auto.summary["metrics"]["dice_lung_mean"]["mean"] > 0.9
+    gap = union.summary["metrics"]["dice"]["mean"] - auto.summary["metrics"]["dice"]["mean"]
+    assert gap < 0.02, gap
