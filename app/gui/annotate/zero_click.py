@@ -1,0 +1,57 @@
+"""A zero-click proposal as the window keeps it: two lung labels, their boxes, the score.
+
+Why its own module: the interactive proposal (key A) and the folder job store the same thing
+the same way, so an image pre-segmented in the background opens exactly like one proposed by
+hand: the patient's right lung (the image's LEFT, row 0 of
+:class:`engine.propose.LungProposal`) and left lung as model masks with their boxes as the
+labels' prompts (editable on the canvas), and ``prompts["auto"]`` holding the proposed boxes,
+the quality (0..1, higher = more trustworthy) and its signals, which the review queue reads
+back (:meth:`engine.project.ProjectStore.model_qualities`). Qt-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.project import AUTO_KEY
+from engine.propose import LungProposal, QualitySignals
+
+LUNG_ROWS = ("right lung", "left lung")
+"""Store label of each proposal row: row 0 = image left = the PATIENT's right lung."""
+
+
+def lung_masks(proposal: LungProposal) -> dict[str, np.ndarray]:
+    return {label: np.ascontiguousarray(proposal.masks[row], dtype=bool) for row, label in enumerate(LUNG_ROWS)}
+
+
+def lung_boxes(proposal: LungProposal) -> dict[str, tuple[float, float, float, float]]:
+    return {label: tuple(float(v) for v in proposal.lung_boxes[row]) for row, label in enumerate(LUNG_ROWS)}
+
+
+def auto_record(proposal: LungProposal, quality: float, signals: QualitySignals | None) -> dict[str, Any]:
+    """What ``prompts["auto"]`` holds: boxes per label (original pixels), quality, signals."""
+    return {
+        "boxes": {label: [round(v, 3) for v in box] for label, box in lung_boxes(proposal).items()},
+        "quality": round(float(quality), 4),
+        "signals": {k: round(float(v), 4) for k, v in signals.as_dict().items()} if signals else {},
+        "found": bool(proposal.found),
+        "problem": proposal.problem,
+        "source": proposal.source,
+    }
+
+
+def saved_prompts(proposal: LungProposal, quality: float, signals: QualitySignals | None, reason: str) -> dict[str, Any]:
+    """The prompts of a saved proposal: the labels' boxes (restored as editable boxes when the
+    image opens) and the auto record."""
+    labels = {label: {"box": [round(v, 3) for v in box], "points": [], "point_labels": []}
+              for label, box in lung_boxes(proposal).items()}
+    return {"labels": labels, AUTO_KEY: auto_record(proposal, quality, signals), "reason": reason}
+
+
+def quality_of(prompts: dict[str, Any] | None) -> float | None:
+    """The quality saved in an annotation's prompts, None when it has none."""
+    auto = (prompts or {}).get(AUTO_KEY)
+    value = auto.get("quality") if isinstance(auto, dict) else None
+    return float(value) if isinstance(value, int | float) else None
