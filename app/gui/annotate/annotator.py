@@ -28,7 +28,7 @@ from app.gui.annotate.worker import (
     ProposeRequest,
     ProposeResult,
 )
-from app.gui.annotate.zero_click import LUNG_ROWS, auto_record, lung_boxes, lung_masks
+from app.gui.annotate.zero_click import LUNG_ROWS, apply_proposal
 from app.gui.preferences import MASK_STYLE, OVERWRITE, get_flag, get_preference, set_preference
 from engine.sam import styled_name
 
@@ -46,7 +46,7 @@ class Annotator(QObject):
         self.worker = worker
         self.session: ImageSession | None = None
         self.image_id = 0
-        self.label = "lungs"
+        self._label = "lungs"
         self.model: tuple[str, str] | None = None  # (name, hash) of the model in the worker
         # Mask style asked of the model (None: its first); set on every model load from
         # preferred_style(), so the remembered choice applies whenever the model has it.
@@ -67,13 +67,30 @@ class Annotator(QObject):
         canvas.box_started.connect(self._box_started)
         canvas.box_dragged.connect(self._box_dragged)
         canvas.box_edit_started.connect(self._box_started)
-        canvas.box_edited.connect(self._box_edited)
+        canvas.box_edited.connect(lambda label, box, final: self._box_dragged(box, final, label))
         canvas.point_clicked.connect(self._point_clicked)
         canvas.brush_stroke.connect(self._brush_stroke)
         worker.predicted.connect(self._predicted)
         worker.predict_failed.connect(self._predict_failed)
         worker.proposed.connect(self._proposed)
         worker.propose_failed.connect(self._propose_failed)
+
+    @property
+    def label(self) -> str:
+        """The current label: new boxes, clicks and strokes go to it."""
+        return self._label
+
+    @label.setter
+    def label(self, label: str) -> None:
+        self._label = label
+        self._update_handles()
+
+    def _update_handles(self) -> None:
+        """Which boxes' corners and edges are grabbed: all of them, except while the current
+        label is a lung with no box yet; then a press anywhere starts that lung's first box,
+        even on the other lung's edge (boxes of the two lungs often overlap there)."""
+        prompt = self.session.prompts.get(self._label) if self.session else None
+        self.canvas.handle_labels = set() if self._label in OTHER_LUNG and (prompt is None or prompt.box is None) else None
 
     @property
     def idle(self) -> bool:
@@ -102,6 +119,7 @@ class Annotator(QObject):
             prompt = s.prompts.get(label) if s else None
             self.canvas.set_box(label, prompt.box if prompt else None, color)
             self.canvas.set_points(label, prompt.points if prompt else [], prompt.point_labels if prompt else [], color)
+        self._update_handles()
         self.restyle()
 
     def restyle(self) -> None:
@@ -122,9 +140,6 @@ class Annotator(QObject):
             self._pending.setdefault(label, self.session.snapshot([label]))
             self._action[label] = "box"
 
-    def _box_edited(self, label: str, box, final: bool) -> None:
-        self._box_dragged(box, final, label)
-
     def _box_dragged(self, box, final: bool, label: str | None = None) -> None:
         if self.session is None:
             return
@@ -141,6 +156,8 @@ class Annotator(QObject):
         prompt.point_labels.clear()
         self.canvas.set_box(label, prompt.box, LABEL_COLORS[label])
         self.canvas.set_points(label, [], [])
+        if final:
+            self._update_handles()
         self._send(label, final, mask_input=None)
 
     def preferred_style(self) -> str | None:
@@ -246,19 +263,7 @@ class Annotator(QObject):
             self.proposal_scored.emit(0.0)
             self._settle()
             return
-        session = self.session
-        before = session.snapshot(["lungs", *LUNG_ROWS])
-        if "lungs" in session.masks:
-            session.clear_label("lungs")  # the two lungs replace a both-lungs mask
-        for label in LUNG_ROWS:
-            session.masks.pop(label, None)  # new masks, not clipped by the old other lung
-        boxes = lung_boxes(proposal)
-        for row, (label, mask) in enumerate(lung_masks(proposal).items()):
-            prompt = session.prompt(label)
-            prompt.box, prompt.points, prompt.point_labels = boxes[label], [], []
-            session.set_model_mask(label, mask, proposal.low_res_logits[row][None, None], self._provenance(request))
-        session.auto = auto_record(proposal, result.quality, result.signals)
-        session.commit("propose", before, manual=False)
+        apply_proposal(self.session, proposal, result.quality, result.signals, self._provenance(request))
         self.redraw(["lungs", *LUNG_ROWS])
         problem = f"; {proposal.problem}" if proposal.problem else ""
         self.message.emit(f"proposed both lungs, quality {result.quality:.2f}{problem} (drag a box's corner or edge to correct)")

@@ -76,6 +76,7 @@ class Canvas(QGraphicsView):
         self._fitted = True
         self._edit: tuple[str, str, tuple[float, float, float, float]] | None = None  # label, handle, box at press
         self._hover_handle: str | None = None
+        self.handle_labels: set[str] | None = None  # boxes with grabbable handles; None = all
         cursor_pen = QPen(QColor(255, 255, 255, 220), 1, Qt.PenStyle.DashLine)
         cursor_pen.setCosmetic(True)
         self._brush_cursor = QGraphicsEllipseItem()
@@ -331,6 +332,8 @@ class Canvas(QGraphicsView):
         transform = self.viewportTransform()
         best: tuple[float, str, str] | None = None
         for label, item in self.box_items.items():
+            if self.handle_labels is not None and label not in self.handle_labels:
+                continue
             rect = item.rect()
             a, b = transform.map(rect.topLeft()), transform.map(rect.bottomRight())
             hit = hit_handle((a.x(), a.y(), b.x(), b.y()), viewport_pos.x(), viewport_pos.y())

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from app.gui.annotate.session import ImageSession
 from engine.project import AUTO_KEY
 from engine.propose import LungProposal, QualitySignals
 
@@ -50,8 +51,19 @@ def saved_prompts(proposal: LungProposal, quality: float, signals: QualitySignal
     return {"labels": labels, AUTO_KEY: auto_record(proposal, quality, signals), "reason": reason}
 
 
-def quality_of(prompts: dict[str, Any] | None) -> float | None:
-    """The quality saved in an annotation's prompts, None when it has none."""
-    auto = (prompts or {}).get(AUTO_KEY)
-    value = auto.get("quality") if isinstance(auto, dict) else None
-    return float(value) if isinstance(value, int | float) else None
+def apply_proposal(session: ImageSession, proposal: LungProposal, quality: float, signals: QualitySignals | None,
+                   model: tuple[str, str] | None) -> bool:
+    """Draw ``proposal`` into ``session`` as ONE undo step (False when it changed nothing): the
+    two lungs' masks and boxes replace theirs, a both-lungs mask is cleared (undoably)."""
+    before = session.snapshot(["lungs", *LUNG_ROWS])
+    if "lungs" in session.masks:
+        session.clear_label("lungs")
+    for label in LUNG_ROWS:
+        session.masks.pop(label, None)  # new masks, not clipped by the old other lung
+    boxes = lung_boxes(proposal)
+    for row, (label, mask) in enumerate(lung_masks(proposal).items()):
+        prompt = session.prompt(label)
+        prompt.box, prompt.points, prompt.point_labels = boxes[label], [], []
+        session.set_model_mask(label, mask, proposal.low_res_logits[row][None, None], model)
+    session.auto = auto_record(proposal, quality, signals)
+    return session.commit("propose", before, manual=False)

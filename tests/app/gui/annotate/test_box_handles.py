@@ -50,7 +50,7 @@ def test_dragging_a_corner_at_zoom_resizes_the_box_and_the_mask_follows(qtbot, g
     assert abs(canvas.zoom - 1.0) > 0.5
     corner = canvas.image_to_viewport(120, 200)
     viewport = canvas.viewport()
-    window.on_label_2()  # editing a box works whatever label is current
+    window.on_label_3()  # a box is edited with another label current too
     QTest.mouseMove(viewport, corner + QPoint(3, -2))  # hovering near the corner: resize cursor
     assert viewport.cursor().shape() == Qt.CursorShape.SizeFDiagCursor
     target = canvas.image_to_viewport(150, 230)
