@@ -16,6 +16,9 @@ from PySide6.QtWidgets import QMainWindow, QToolBar
 
 from app.gui.actions import TOOL_IDS
 
+ZERO_CLICK_IDS = ("propose", "segment_folder")
+"""After the tools, behind a separator: the model proposes (this image, the whole folder)."""
+
 
 def icon_path(name: str) -> str:
     """File path of the shipped icon ``name`` (e.g. 'box'); KeyError when it is not shipped."""
@@ -34,5 +37,9 @@ def build_toolbar(window: QMainWindow, actions: dict[str, QAction]) -> QToolBar:
         action = actions[action_id]
         action.setIcon(QIcon(icon_path(action_id.removeprefix("tool_"))))
         bar.addAction(action)
+    bar.addSeparator()
+    for action_id in ZERO_CLICK_IDS:
+        actions[action_id].setIcon(QIcon(icon_path(action_id)))
+        bar.addAction(actions[action_id])
     window.addToolBar(bar)
     return bar
