@@ -20,6 +20,13 @@ class ReviewCommands:
     def _install_review(self) -> None:
         self.image_list.sort_chosen.connect(self.set_sort)
         self.annotator.proposal_scored.connect(self._proposal_scored)
+        self.image_shown.connect(self._show_review_note)
+        self._review_note: str | None = None  # shown once the image D opened is on screen
+
+    def _show_review_note(self, _row: int) -> None:
+        if self._review_note:
+            self.statusBar().showMessage(self._review_note, 8000)
+            self._review_note = None
 
     def _project_opened(self, project: Project) -> None:
         """A new project shows in the current sort order, with its badges."""
@@ -53,9 +60,10 @@ class ReviewCommands:
             self.statusBar().showMessage("review queue empty: no unreviewed model masks left", 6000)
             return
         quality = self.project.qualities.get(self.project.records[row].rel_path)
+        left = sum(r.status == "model" for r in self.project.records)
+        score = f"quality {quality:.3f}" if quality is not None else "no quality score"
+        self._review_note = f"most doubtful of {left} unreviewed: {score} (Y accepts; if it is wrong, fix it first)"
         self.go_to(row)
-        score = f"quality {quality:.2f}" if quality is not None else "no quality score"
-        self.statusBar().showMessage(f"most doubtful unreviewed image: {score} (Y accepts, fix it first if wrong)", 6000)
 
     def on_accept_doubtful(self) -> None:
         """Y: the mask is right as drawn; saved as "corrected" with no edit, then the next."""

@@ -259,14 +259,14 @@ class Annotator(QObject):
             return
         self._proposing = None
         if not proposal.masks.any():  # nothing to draw: say so, keep what is there
-            self.message.emit(f"{proposal.problem or 'no lung was found'} (quality 0.00)")
+            self.message.emit(f"{proposal.problem or 'no lung was found'} (quality 0.000)")
             self.proposal_scored.emit(0.0)
             self._settle()
             return
         apply_proposal(self.session, proposal, result.quality, result.signals, self._provenance(request))
         self.redraw(["lungs", *LUNG_ROWS])
         problem = f"; {proposal.problem}" if proposal.problem else ""
-        self.message.emit(f"proposed both lungs, quality {result.quality:.2f}{problem} (drag a box's corner or edge to correct)")
+        self.message.emit(f"proposed both lungs, quality {result.quality:.3f}{problem} (drag a box's corner or edge to correct)")
         self.proposal_scored.emit(result.quality)
         self.changed.emit()
         self._settle()

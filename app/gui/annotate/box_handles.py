@@ -9,7 +9,9 @@ without a window. Handles: ``"tl" "tr" "bl" "br"`` (corners, checked first) and 
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem
 
 Box = tuple[float, float, float, float]
 TOLERANCE_PX = 6.0
@@ -69,3 +71,32 @@ def drag_handle(box: Box, handle: str, x: float, y: float, size: tuple[int, int]
     if "b" in handle:
         y1 = max(y, y0 + MIN_SIDE)
     return (max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h)))
+
+
+class BoxItem(QGraphicsRectItem):
+    """A label's box on the canvas: a dashed outline with a small square on each corner, the
+    same size on screen at any zoom, so the box looks as editable as it is."""
+
+    HANDLE_PX = 7.0
+
+    def __init__(self, color: QColor) -> None:
+        super().__init__()
+        pen = QPen(color, 1.5, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setZValue(50)
+        self.corners: list[QGraphicsRectItem] = []
+        for _ in range(4):
+            corner = QGraphicsRectItem(-self.HANDLE_PX / 2, -self.HANDLE_PX / 2, self.HANDLE_PX, self.HANDLE_PX, self)
+            corner.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            corner.setBrush(QBrush(QColor(255, 255, 255)))
+            edge = QPen(color, 1.5)
+            edge.setCosmetic(True)
+            corner.setPen(edge)
+            self.corners.append(corner)
+
+    def set_box(self, box: Box) -> None:
+        x0, y0, x1, y1 = box
+        self.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        for corner, (x, y) in zip(self.corners, ((x0, y0), (x1, y0), (x0, y1), (x1, y1)), strict=True):
+            corner.setPos(QPointF(x, y))

@@ -19,12 +19,11 @@ from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
-    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
 )
 
-from app.gui.annotate.box_handles import CURSORS, drag_handle, hit_handle
+from app.gui.annotate.box_handles import CURSORS, BoxItem, drag_handle, hit_handle
 from app.gui.annotate.mask_ops import Rect
 from app.gui.annotate.overlay import ImageItem, MaskOverlay
 
@@ -64,7 +63,7 @@ class Canvas(QGraphicsView):
         self.image_item: ImageItem | None = None
         self.image_size: tuple[int, int] | None = None  # (H, W)
         self.overlays: dict[str, MaskOverlay] = {}
-        self.box_items: dict[str, QGraphicsRectItem] = {}
+        self.box_items: dict[str, BoxItem] = {}
         self.point_items: dict[str, list[QGraphicsEllipseItem]] = {}
         self.tool = "box"
         self.brush_radius = 10
@@ -144,15 +143,10 @@ class Canvas(QGraphicsView):
                 del self.box_items[label]
             return
         if item is None:
-            pen = QPen(color or QColor("yellow"), 1.5, Qt.PenStyle.DashLine)
-            pen.setCosmetic(True)
-            item = QGraphicsRectItem()
-            item.setPen(pen)
-            item.setZValue(50)
+            item = BoxItem(color or QColor("yellow"))
             self.scene().addItem(item)
             self.box_items[label] = item
-        x0, y0, x1, y1 = box
-        item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        item.set_box(box)
 
     def set_points(self, label: str, points, labels, color: QColor | None = None) -> None:
         for item in self.point_items.pop(label, []):
@@ -292,7 +286,7 @@ class Canvas(QGraphicsView):
             box = self._box_to(pos)
             if box is not None:
                 self.box_dragged.emit(box, False)
-        elif self._drag == "edit" and self._edit is not None:
+        elif self._drag == "edit" and self._edit is not None and self.image_size is not None:
             label, handle, start = self._edit
             self.box_edited.emit(label, drag_handle(start, handle, pos.x(), pos.y(), self.image_size), False)
         elif self._drag is None:
@@ -314,7 +308,7 @@ class Canvas(QGraphicsView):
             self.window_dragged.emit(delta.x(), delta.y(), True)
         elif drag == "box":
             self.box_dragged.emit(self._box_to(pos), True)
-        elif drag == "edit" and self._edit is not None:
+        elif drag == "edit" and self._edit is not None and self.image_size is not None:
             label, handle, start = self._edit
             self._edit = None
             self.box_edited.emit(label, drag_handle(start, handle, pos.x(), pos.y(), self.image_size), True)

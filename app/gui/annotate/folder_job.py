@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.gui.annotate.zero_click import lung_masks, saved_prompts
 from engine.imaging import LoadedImage, load_image
+
+if TYPE_CHECKING:
+    from engine.propose import AutoResult
 
 HOLD_SECONDS = 1.0
 """How long one hold pauses the job unless renewed (each mouse move of a drag renews it)."""
@@ -143,13 +146,14 @@ class FolderJob(QObject):
         predictor = Predictor(model, device=device, cache=EmbeddingCache(max_bytes=JOB_CACHE_BYTES))
         rel_of = {path: rel for rel, path in items}
         self.held_seconds = 0.0
-        results = propose_many(predictor, [p for _, p in items], style, prefetch=2, loader=self.loader, cancel=self._cancel)
+        results = cast("Generator[AutoResult, None, None]", propose_many(
+            predictor, [p for _, p in items], style, prefetch=2, loader=self.loader, cancel=self._cancel))
         try:
             return self._drain(results, rel_of, len(items), start)
         finally:
             results.close()  # stops the decode threads on a cancel
 
-    def _drain(self, results: Any, rel_of: dict[Path, str], total: int, start: float) -> tuple[int, int]:
+    def _drain(self, results: Generator[AutoResult, None, None], rel_of: dict[Path, str], total: int, start: float) -> tuple[int, int]:
         done = unreadable = 0
         while True:
             self._wait_while_held()

@@ -95,7 +95,7 @@ class ImageListModel(QAbstractListModel):
             tip = f"{record.rel_path}\n{STATUS_TEXT.get(record.status, record.status)}"
             quality = self.quality(index.row())
             if quality is not None:
-                tip += f"\nquality {quality:.2f} (0..1, higher = more trustworthy)"
+                tip += f"\nquality {quality:.3f} (0..1, higher = more trustworthy)"
             if record.rel_path in self.problems:
                 tip += f"\nunreadable: {self.problems[record.rel_path]}"
             return tip
@@ -129,7 +129,8 @@ class BadgeDelegate(QStyledItemDelegate):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawRoundedRect(badge, 4, 4)
-        painter.setPen(QColor("white") if problem is not None or quality < 0.5 else QColor(20, 20, 20))
+        light = 0.299 * color.red() + 0.587 * color.green() + 0.114 * color.blue() > 150
+        painter.setPen(QColor(20, 20, 20) if light else QColor("white"))
         painter.drawText(badge, int(Qt.AlignmentFlag.AlignCenter), text)
         painter.restore()
 

@@ -28,7 +28,8 @@ def lung_masks(proposal: LungProposal) -> dict[str, np.ndarray]:
 
 
 def lung_boxes(proposal: LungProposal) -> dict[str, tuple[float, float, float, float]]:
-    return {label: tuple(float(v) for v in proposal.lung_boxes[row]) for row, label in enumerate(LUNG_ROWS)}
+    boxes = np.asarray(proposal.lung_boxes, dtype=np.float64)
+    return {label: (float(b[0]), float(b[1]), float(b[2]), float(b[3])) for label, b in zip(LUNG_ROWS, boxes, strict=True)}
 
 
 def auto_record(proposal: LungProposal, quality: float, signals: QualitySignals | None) -> dict[str, Any]:

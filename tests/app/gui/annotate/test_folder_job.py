@@ -87,6 +87,7 @@ def test_segment_folder_then_review_doubtful_first(qtbot, shipped_model, review_
     wait_ready(qtbot, window)
     expected = min((rel for rel in new_images if rel != current), key=stored.get)
     assert project.records[window.index].rel_path == expected
+    assert f"most doubtful of 4 unreviewed: quality {stored[expected]:.3f}" in window.statusBar().currentMessage()
     masks_shown = {k: v.copy() for k, v in window.annotator.session.masks.items()}
     QTest.keyClick(window, Qt.Key.Key_Y)  # accept as reviewed, then the next doubtful
     wait_ready(qtbot, window)

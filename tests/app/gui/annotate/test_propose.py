@@ -40,7 +40,7 @@ def test_key_a_proposes_both_lungs_as_editable_boxes_and_one_undo_step(qtbot, sh
     quality = window.image_list.model.quality(window.index)
     assert quality is not None and 0 < quality <= 1
     assert window.project.store.model_qualities()[record.rel_path] == round(quality, 4)
-    assert f"quality {quality:.2f}" in window.statusBar().currentMessage()
+    assert f"quality {quality:.3f}" in window.statusBar().currentMessage()
     window.on_undo()  # both lungs go in one step
     assert not any(session.masks[label].any() for label in ("right lung", "left lung") if label in session.masks)
     assert session.prompt("right lung").box is None and session.prompt("left lung").box is None
@@ -62,6 +62,6 @@ def test_nothing_found_is_a_status_message_with_quality_zero(qtbot, shipped_mode
     window = make_window([tmp_path / "cases"], model=shipped_model)
     window.on_propose()
     qtbot.waitUntil(lambda: "no lung was found" in window.statusBar().currentMessage(), timeout=30000)
-    assert "quality 0.00" in window.statusBar().currentMessage()
+    assert "quality 0.000" in window.statusBar().currentMessage()
     assert window.annotator.idle and not window.annotator.session.masks
     assert window.project.records[window.index].status == "new"
