@@ -36,6 +36,7 @@ from app.gui.annotate import (
     ModelWorker,
     Project,
     Windower,
+    current_auto,
 )
 from app.gui.commands import WindowCommands
 from app.gui.export_dialog import ExportCommands
@@ -315,8 +316,9 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
             return None
         model = (session.model_name, session.model_hash)
         prompts = {"labels": session.prompt_state(), "reason": reason}
-        if session.auto:
-            prompts["auto"] = session.auto
+        auto = current_auto(session)
+        if auto is not None:
+            prompts["auto"] = auto
         try:
             version = self.project.save(self.index, dict(session.masks), kind, model, prompts)
         except LungSamError as exc:
@@ -325,6 +327,7 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
             self._save_failing = True
             return None
         self._save_failing = False
+        self._quality_saved(session.rel_path, kind, auto)
         session.dirty = False
         session.saved_version, session.saved_kind = version, kind
         session.edited = session.edited or kind == "corrected"

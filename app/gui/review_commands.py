@@ -40,15 +40,20 @@ class ReviewCommands:
         self.folder_job.hold()
         self.annotator.propose()
 
-    def _proposal_scored(self, quality: float) -> None:
+    def _proposal_scored(self, _quality: float) -> None:
         """Save the proposal at once, so its badge (and the queue) has it."""
-        if self.project is None or self.index < 0:
+        if self.project is not None and self.index >= 0:
+            self.save_current(reason="propose")
+
+    def _quality_saved(self, rel: str, kind: str, auto: dict | None) -> None:
+        """Keep the badges as the store has them: a model mask saved without a score (a
+        proposed box edited since) loses its badge."""
+        if self.project is None or kind != "model":
             return
-        rel = self.project.records[self.index].rel_path
-        self.save_current(reason="propose")
-        if self.project.records[self.index].status == "model":
-            self.project.qualities[rel] = quality
-        self._refresh_row()
+        if auto is not None:
+            self.project.qualities[rel] = float(auto["quality"])
+        else:
+            self.project.qualities.pop(rel, None)
 
     # -- review queue ----------------------------------------------------------------------
     def on_next_doubtful(self) -> None:

@@ -1,4 +1,5 @@
-"""The tool bar: the canvas tools as one exclusive palette, icons shipped in the package.
+"""The tool bar: the canvas tools as one exclusive palette, then the zero-click actions
+(propose on this image, segment the folder), icons shipped in the package.
 
 Annotation tools (ITK-SNAP, CVAT, X-AnyLabeling) show a palette with the active tool pressed
 and its key in the tooltip; the buttons are the same checkable QActions as the Tools menu,

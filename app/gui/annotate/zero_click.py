@@ -68,3 +68,21 @@ def apply_proposal(session: ImageSession, proposal: LungProposal, quality: float
         session.set_model_mask(label, mask, proposal.low_res_logits[row][None, None], model)
     session.auto = auto_record(proposal, quality, signals)
     return session.commit("propose", before, manual=False)
+
+
+def current_auto(session: ImageSession) -> dict[str, Any] | None:
+    """The session's zero-click record while it still describes what is drawn: both lungs'
+    boxes as proposed. Once a box is edited (or the proposal undone) the score no longer
+    belongs to the masks, so it is not saved with them."""
+    auto = session.auto
+    boxes = auto.get("boxes") if auto else None
+    if not isinstance(boxes, dict):
+        return None
+    for label in LUNG_ROWS:
+        prompt = session.prompts.get(label)
+        proposed = boxes.get(label)
+        if prompt is None or prompt.box is None or proposed is None:
+            return None
+        if not np.allclose(prompt.box, proposed, atol=0.01):
+            return None
+    return auto

@@ -9,6 +9,17 @@ from tests.app.conftest import wait_settled
 from tests.app.gui.annotate.conftest import copy_cxrs, dice, ground_truth
 
 
+def drag_points(qtbot, window, start, end, steps: int = 5) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    viewport = window.canvas.viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for k in range(1, steps + 1):
+        QTest.mouseMove(viewport, start + (end - start) * k / steps)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+
+
 def press(window, key) -> None:
     from PySide6.QtTest import QTest
 
@@ -41,6 +52,16 @@ def test_key_a_proposes_both_lungs_as_editable_boxes_and_one_undo_step(qtbot, sh
     assert quality is not None and 0 < quality <= 1
     assert window.project.store.model_qualities()[record.rel_path] == round(quality, 4)
     assert f"quality {quality:.3f}" in window.statusBar().currentMessage()
+    # an edited box: the masks are no longer the proposal, so its score is not saved with them
+    corner = window.canvas.image_to_viewport(right_box[2], right_box[3])
+    drag_points(qtbot, window, corner, window.canvas.image_to_viewport(right_box[2] - 15, right_box[3] - 15))
+    wait_settled(qtbot, window)
+    assert session.prompt("right lung").box[2] < right_box[2] - 10
+    window.save_current()
+    assert record.rel_path not in window.project.store.model_qualities()
+    assert window.image_list.model.quality(window.index) is None
+    window.on_undo()  # the edit
+    assert session.prompt("right lung").box == right_box
     window.on_undo()  # both lungs go in one step
     assert not any(session.masks[label].any() for label in ("right lung", "left lung") if label in session.masks)
     assert session.prompt("right lung").box is None and session.prompt("left lung").box is None
