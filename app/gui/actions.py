@@ -43,6 +43,6 @@ def build_menus(window: QMainWindow) -> tuple[dict[str, QAction], dict[str, QMen
         menus[spec.menu].addAction(action)
         window.addAction(action)  # shortcuts work even when the menu bar is hidden
         actions[spec.id] = action
-        if spec.id in ("export", "next_unfinished", "clear_label", "brush_bigger", "label_3", "toggle_masks"):
+        if spec.id in ("export", "next_unfinished", "sort_doubtful", "segment_folder", "clear_label", "brush_bigger", "label_3", "toggle_masks"):
             menus[spec.menu].addSeparator()
     return actions, menus

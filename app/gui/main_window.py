@@ -1,8 +1,9 @@
 """The annotation window: image list, canvas, label panel, menus, status bar, autosave.
 
-Threads: the model worker (embeddings, box/point predictions, model loading) and the image
-loader (decoding, prefetching the neighbours' pixels and embeddings) each live in a QThread;
-this window only routes signals, draws and saves. Saving is on the GUI thread because it is
+Threads: the model worker (embeddings, box/point predictions, proposals, model loading), the
+image loader (decoding, prefetching the neighbours' pixels and embeddings) and the folder job
+(zero-click on every new image, :mod:`app.gui.folder_commands`) each live in a QThread; this
+window only routes signals, draws and saves. Saving is on the GUI thread because it is
 small (PNG masks + one SQLite transaction) and must be ordered with the edits.
 
 Autosave: every 5 s when something changed, on image change and on close; a crash or kill
@@ -35,11 +36,14 @@ from app.gui.annotate import (
     ModelWorker,
     Project,
     Windower,
+    current_auto,
 )
 from app.gui.commands import WindowCommands
 from app.gui.export_dialog import ExportCommands
+from app.gui.folder_commands import FolderCommands
 from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
+from app.gui.review_commands import ReviewCommands
 from app.gui.status import StatusFields
 from app.gui.toolbar import build_toolbar
 from app.gui.trainer import install_trainer_dock
@@ -52,7 +56,7 @@ NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
 
 
-class MainWindow(ExportCommands, WindowCommands, QMainWindow):
+class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands, QMainWindow):
     AUTOSAVE_MS = 5000
     AREAS_MS = 100
     saved = Signal(str, int)  # rel_path, version
@@ -117,6 +121,8 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self._save_failing = False
 
         self._connect()
+        self._install_folder_job()
+        self._install_review()
         self.trainer_pane, self.trainer_dock = install_trainer_dock(self)
         self.autosave = QTimer(self)
         self.autosave.setInterval(autosave_ms or self.AUTOSAVE_MS)
@@ -221,6 +227,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         if self.project is not None:
             self.project.close()
         self.project = project
+        self._project_opened(project)
         self.banner.setVisible(project.read_only)
         if project.read_only:
             self.banner.setText(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
@@ -330,6 +337,9 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
             return None
         model = (session.model_name, session.model_hash)
         prompts = {"labels": session.prompt_state(), "reason": reason}
+        auto = current_auto(session)
+        if auto is not None:
+            prompts["auto"] = auto
         try:
             version = self.project.save(self.index, dict(session.masks), kind, model, prompts)
         except LungSamError as exc:
@@ -338,6 +348,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
             self._save_failing = True
             return None
         self._save_failing = False
+        self._quality_saved(session.rel_path, kind, auto)
         session.dirty = False
         session.saved_version, session.saved_kind = version, kind
         session.edited = session.edited or kind == "corrected"
@@ -380,7 +391,8 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         remember_layout(self)
         self.autosave.stop()
         self.trainer_pane.shutdown()
-        for thread in (self.worker_thread, self.loader_thread):
+        self.folder_job.cancel()
+        for thread in (self.worker_thread, self.loader_thread, self.folder_thread):
             thread.quit()
             thread.wait(30000)
         if self.project is not None:

@@ -1,4 +1,5 @@
-"""The tool bar: the canvas tools as one exclusive palette, icons shipped in the package.
+"""The tool bar: the canvas tools as one exclusive palette, then the zero-click actions
+(propose on this image, segment the folder), icons shipped in the package.
 
 Annotation tools (ITK-SNAP, CVAT, X-AnyLabeling) show a palette with the active tool pressed
 and its key in the tooltip; the buttons are the same checkable QActions as the Tools menu,
@@ -15,6 +16,9 @@ from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMainWindow, QToolBar
 
 from app.gui.actions import TOOL_IDS
+
+ZERO_CLICK_IDS = ("propose", "segment_folder")
+"""After the tools, behind a separator: the model proposes (this image, the whole folder)."""
 
 
 def icon_path(name: str) -> str:
@@ -34,5 +38,9 @@ def build_toolbar(window: QMainWindow, actions: dict[str, QAction]) -> QToolBar:
         action = actions[action_id]
         action.setIcon(QIcon(icon_path(action_id.removeprefix("tool_"))))
         bar.addAction(action)
+    bar.addSeparator()
+    for action_id in ZERO_CLICK_IDS:
+        actions[action_id].setIcon(QIcon(icon_path(action_id)))
+        bar.addAction(actions[action_id])
     window.addToolBar(bar)
     return bar

@@ -1,7 +1,7 @@
 """The annotation project of an image folder: ``.lungsam/`` beside the images
 (:mod:`~engine.project.layout`), the store of image statuses, annotation versions and trained
 model versions (:class:`ProjectStore`, built from :mod:`~engine.project.db`,
-:mod:`~engine.project.annotations`, :mod:`~engine.project.model_versions`,
+:mod:`~engine.project.annotations`, :mod:`~engine.project.model_versions`, :mod:`~engine.project.review`,
 :mod:`~engine.project.maintenance` and :mod:`~engine.project.lock`), the mask PNG files
 (:mod:`~engine.project.mask_png`), exports to PNG, COCO RLE and DICOM-SEG
 (:mod:`~engine.project.export`) and the lung areas written beside them
@@ -54,9 +54,11 @@ from engine.project.measurements import (
     measurement_rows,
     write_measurements,
 )
+from engine.project.review import AUTO_KEY
 from engine.project.store import ImageRecord, ProjectStore
 
 __all__ = [
+    "AUTO_KEY",
     "Annotation",
     "DB_FILE",
     "ExportError",

@@ -15,9 +15,10 @@ All methods are thread-safe (one connection behind a lock), so GUI workers may c
 
 The parts live in their own modules, all mixed into :class:`ProjectStore`:
 :mod:`engine.project.db` (connection, transactions, paths), :mod:`engine.project.annotations`
-(saving and loading versions), :mod:`engine.project.model_versions` (trained model versions) and
-:mod:`engine.project.maintenance` (orphan sweep, verify). This module opens the folder, creates
-or upgrades the schema and keeps the image list.
+(saving and loading versions), :mod:`engine.project.model_versions` (trained model versions),
+:mod:`engine.project.maintenance` (orphan sweep, verify) and :mod:`engine.project.review` (the
+review queue's quality scores). This module opens the folder, creates or upgrades the schema and
+keeps the image list.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from engine.project.lock import acquire_lock, release_lock
 from engine.project.maintenance import MaintenanceMixin
 from engine.project.mask_png import decode_mask_png, encode_mask_png, label_slug
 from engine.project.model_versions import ModelVersionsMixin
+from engine.project.review import ReviewMixin
 
 __all__ = [  # the public API, re-exported so callers import from one place
     "KINDS", "LABELS", "STATUSES", "Annotation", "ImageNotInProjectError", "ImageRecord",
@@ -93,7 +95,7 @@ class ImageRecord:
     latest_version: int | None
 
 
-class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin):
+class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin, ReviewMixin):
     """The annotation database of one image folder. Use :meth:`open`, not the constructor."""
 
     # ------------------------------------------------------------------ open / close

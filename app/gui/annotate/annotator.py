@@ -1,7 +1,9 @@
 """Turns canvas gestures into prompts and edits of the current :class:`ImageSession`.
 
 Box drags and clicks become :class:`PredictRequest` objects for the model worker (latest
-wins, so the mask follows the mouse); results come back as signals and are drawn. Brush,
+wins, so the mask follows the mouse); results come back as signals and are drawn. Key A asks
+the worker for a zero-click proposal: both lungs' boxes and masks arrive as one undo step, and
+the boxes are then edited like drawn ones (:mod:`app.gui.annotate.box_handles`). Brush,
 eraser, fill and islands edit the mask directly (cheap numpy on the GUI thread, only the
 changed rectangle is repainted). Every completed action is one undo step.
 """
@@ -19,15 +21,24 @@ from app.gui.annotate import mask_ops
 from app.gui.annotate.canvas import Canvas
 from app.gui.annotate.labels_panel import LABEL_COLORS
 from app.gui.annotate.session import OTHER_LUNG, ImageSession, Snapshot
-from app.gui.annotate.worker import ModelWorker, PredictRequest, PredictResult
+from app.gui.annotate.worker import (
+    ModelWorker,
+    PredictRequest,
+    PredictResult,
+    ProposeRequest,
+    ProposeResult,
+)
+from app.gui.annotate.zero_click import LUNG_ROWS, apply_proposal
 from app.gui.preferences import MASK_STYLE, OVERWRITE, get_flag, get_preference, set_preference
 from engine.sam import styled_name
 
 
 class Annotator(QObject):
     changed = Signal()  # masks or prompts changed (saved by the next autosave)
+    settled = Signal()  # no box, click or proposal waits for its final mask any more
     latency = Signal(float, float)  # box-to-mask seconds, decoder seconds
     message = Signal(str)
+    proposal_scored = Signal(float)  # quality of the proposal just drawn (key A)
 
     def __init__(self, canvas: Canvas, worker: ModelWorker) -> None:
         super().__init__()
@@ -35,7 +46,7 @@ class Annotator(QObject):
         self.worker = worker
         self.session: ImageSession | None = None
         self.image_id = 0
-        self.label = "lungs"
+        self._label = "lungs"
         self.model: tuple[str, str] | None = None  # (name, hash) of the model in the worker
         # Mask style asked of the model (None: its first); set on every model load from
         # preferred_style(), so the remembered choice applies whenever the model has it.
@@ -49,20 +60,42 @@ class Annotator(QObject):
         self._stroke: Snapshot | None = None
         self._overwrite = False  # the current stroke takes the other lung's pixels
         self._had_pending = False
+        self._proposing: int | None = None  # request id of the proposal in flight
         self.last_request: PredictRequest | None = None
         self.results = 0  # masks drawn from model results
         self.latencies: list[float] = []
         canvas.box_started.connect(self._box_started)
         canvas.box_dragged.connect(self._box_dragged)
+        canvas.box_edit_started.connect(self._box_started)
+        canvas.box_edited.connect(lambda label, box, final: self._box_dragged(box, final, label))
         canvas.point_clicked.connect(self._point_clicked)
         canvas.brush_stroke.connect(self._brush_stroke)
         worker.predicted.connect(self._predicted)
         worker.predict_failed.connect(self._predict_failed)
+        worker.proposed.connect(self._proposed)
+        worker.propose_failed.connect(self._propose_failed)
+
+    @property
+    def label(self) -> str:
+        """The current label: new boxes, clicks and strokes go to it."""
+        return self._label
+
+    @label.setter
+    def label(self, label: str) -> None:
+        self._label = label
+        self._update_handles()
+
+    def _update_handles(self) -> None:
+        """Which boxes' corners and edges are grabbed: all of them, except while the current
+        label is a lung with no box yet; then a press anywhere starts that lung's first box,
+        even on the other lung's edge (boxes of the two lungs often overlap there)."""
+        prompt = self.session.prompts.get(self._label) if self.session else None
+        self.canvas.handle_labels = set() if self._label in OTHER_LUNG and (prompt is None or prompt.box is None) else None
 
     @property
     def idle(self) -> bool:
         """No box, click or style switch is waiting for its final mask."""
-        return not self._pending and self._group is None
+        return not self._pending and self._group is None and self._proposing is None
 
     # -- session -------------------------------------------------------------------------
     def start(self, session: ImageSession | None, image_id: int) -> None:
@@ -71,7 +104,9 @@ class Annotator(QObject):
         self._action.clear()
         self._group = None
         self._stroke = None
+        self._proposing = None
         self.redraw()
+        self.settled.emit()
 
     def redraw(self, labels: list[str] | None = None) -> None:
         """Overlays, boxes and points of ``labels`` (default all) from the session."""
@@ -84,6 +119,7 @@ class Annotator(QObject):
             prompt = s.prompts.get(label) if s else None
             self.canvas.set_box(label, prompt.box if prompt else None, color)
             self.canvas.set_points(label, prompt.points if prompt else [], prompt.point_labels if prompt else [], color)
+        self._update_handles()
         self.restyle()
 
     def restyle(self) -> None:
@@ -95,19 +131,24 @@ class Annotator(QObject):
         return self.session is not None
 
     # -- model prompts ---------------------------------------------------------------------
-    def _box_started(self) -> None:
+    def _box_started(self, label: str | None = None) -> None:
+        """A new box for the current label, or (``label`` given) a handle drag on that
+        label's box: the same path either way, so an edited box's mask follows live."""
+        label = label or self.label
         if self._editable():
-            self._had_pending = self.label in self._pending  # an earlier box still in flight
-            self._pending.setdefault(self.label, self.session.snapshot([self.label]))
-            self._action[self.label] = "box"
+            self._had_pending = label in self._pending  # an earlier box still in flight
+            self._pending.setdefault(label, self.session.snapshot([label]))
+            self._action[label] = "box"
 
-    def _box_dragged(self, box, final: bool) -> None:
+    def _box_dragged(self, box, final: bool, label: str | None = None) -> None:
         if self.session is None:
             return
-        label = self.label
+        label = label or self.label
         if box is None:  # a click, not a drag: nothing to do
             if final and not self._had_pending:
                 self._pending.pop(label, None)
+                self._action.pop(label, None)
+                self._settle()
             return
         prompt = self.session.prompt(label)
         prompt.box = tuple(float(v) for v in box)
@@ -115,6 +156,8 @@ class Annotator(QObject):
         prompt.point_labels.clear()
         self.canvas.set_box(label, prompt.box, LABEL_COLORS[label])
         self.canvas.set_points(label, [], [])
+        if final:
+            self._update_handles()
         self._send(label, final, mask_input=None)
 
     def preferred_style(self) -> str | None:
@@ -190,13 +233,49 @@ class Annotator(QObject):
             self._finish(request.label)
         self.changed.emit()
 
-    def _provenance(self, request: PredictRequest) -> tuple[str, str] | None:
+    def _provenance(self, request: PredictRequest | ProposeRequest) -> tuple[str, str] | None:
         """(model name, hash) saved with the mask; a non-default style joins the name, so a
         saved mask says which convention drew it."""
         if self.model is None:
             return None
         name, digest = self.model
         return styled_name(name, request.style), digest
+
+    # -- zero-click ------------------------------------------------------------------------
+    def propose(self) -> None:
+        """Both lungs from no prompt (key A), computed in the worker (latest wins)."""
+        if not self._editable():
+            self.message.emit("nothing to propose: no image is open")
+            return
+        if self.model is None:
+            self.message.emit("no model loaded - choose one (Model menu)")
+            return
+        self._proposing = next(self._ids)
+        self.worker.post_propose(ProposeRequest(self._proposing, self.image_id, self.style))
+
+    def _proposed(self, result: ProposeResult) -> None:
+        request, proposal = result.request, result.proposal
+        if self.session is None or request.image_id != self.image_id or request.request_id != self._proposing:
+            return
+        self._proposing = None
+        if not proposal.masks.any():  # nothing to draw: say so, keep what is there
+            self.message.emit(f"{proposal.problem or 'no lung was found'} (quality 0.000)")
+            self.proposal_scored.emit(0.0)
+            self._settle()
+            return
+        apply_proposal(self.session, proposal, result.quality, result.signals, self._provenance(request))
+        self.redraw(["lungs", *LUNG_ROWS])
+        problem = f"; {proposal.problem}" if proposal.problem else ""
+        self.message.emit(f"proposed both lungs, quality {result.quality:.3f}{problem} (drag a box's corner or edge to correct)")
+        self.proposal_scored.emit(result.quality)
+        self.changed.emit()
+        self._settle()
+
+    def _propose_failed(self, request: ProposeRequest, message: str) -> None:
+        if request.request_id == self._proposing:
+            self._proposing = None
+            self.message.emit(message)
+            self._settle()
 
     def _predict_failed(self, request: PredictRequest, message: str) -> None:
         self.message.emit(message)
@@ -213,11 +292,17 @@ class Annotator(QObject):
                 self._group = None
                 self.session.commit("mask style", group_before, manual=False)
                 self.changed.emit()
+            self._settle()
             return
         if before is not None and self.session is not None:
             name = action or ("box" if self.session.prompt(label).box else "point")
             self.session.commit(name, before, manual=False)
             self.changed.emit()
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.idle:
+            self.settled.emit()
 
     # -- hand edits ------------------------------------------------------------------------
     def _brush_stroke(self, start, end, phase: str) -> None:

@@ -1,6 +1,9 @@
 """The image canvas: shows the radiograph and mask overlays, turns mouse gestures into intent.
 
-It draws and forwards; it never edits masks or calls the model. Coordinates it emits are
+It draws and forwards; it never edits masks or calls the model. With the Box tool, the
+boxes on the canvas are editable: pressing near a corner or an edge of a label's box (a few
+screen pixels, any zoom: :mod:`app.gui.annotate.box_handles`) drags that side and emits
+``box_edited`` for that label, so its mask follows as it does for a new box. Coordinates it emits are
 original-image pixels (x, y) as floats: scene coordinates equal image pixel coordinates,
 pixel (col, row) covering the square [col, col + 1) x [row, row + 1).
 
@@ -16,11 +19,11 @@ from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
-    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
 )
 
+from app.gui.annotate.box_handles import CURSORS, BoxItem, drag_handle, hit_handle
 from app.gui.annotate.mask_ops import Rect
 from app.gui.annotate.overlay import ImageItem, MaskOverlay
 
@@ -33,6 +36,8 @@ class Canvas(QGraphicsView):
 
     box_started = Signal()
     box_dragged = Signal(object, bool)  # (x0, y0, x1, y1) or None (cancelled), final
+    box_edit_started = Signal(str)  # label whose box a handle drag is resizing
+    box_edited = Signal(str, object, bool)  # label, (x0, y0, x1, y1), final
     point_clicked = Signal(float, float, bool)  # x, y, positive
     brush_stroke = Signal(object, object, str)  # (x, y) from, (x, y) to, "start" | "move" | "end"
     window_dragged = Signal(float, float, bool)  # dx, dy in screen pixels since press, final
@@ -58,7 +63,7 @@ class Canvas(QGraphicsView):
         self.image_item: ImageItem | None = None
         self.image_size: tuple[int, int] | None = None  # (H, W)
         self.overlays: dict[str, MaskOverlay] = {}
-        self.box_items: dict[str, QGraphicsRectItem] = {}
+        self.box_items: dict[str, BoxItem] = {}
         self.point_items: dict[str, list[QGraphicsEllipseItem]] = {}
         self.tool = "box"
         self.brush_radius = 10
@@ -68,6 +73,9 @@ class Canvas(QGraphicsView):
         self._press_pos = QPointF()
         self._space = False
         self._fitted = True
+        self._edit: tuple[str, str, tuple[float, float, float, float]] | None = None  # label, handle, box at press
+        self._hover_handle: str | None = None
+        self.handle_labels: set[str] | None = None  # boxes with grabbable handles; None = all
         cursor_pen = QPen(QColor(255, 255, 255, 220), 1, Qt.PenStyle.DashLine)
         cursor_pen.setCosmetic(True)
         self._brush_cursor = QGraphicsEllipseItem()
@@ -135,15 +143,10 @@ class Canvas(QGraphicsView):
                 del self.box_items[label]
             return
         if item is None:
-            pen = QPen(color or QColor("yellow"), 1.5, Qt.PenStyle.DashLine)
-            pen.setCosmetic(True)
-            item = QGraphicsRectItem()
-            item.setPen(pen)
-            item.setZValue(50)
+            item = BoxItem(color or QColor("yellow"))
             self.scene().addItem(item)
             self.box_items[label] = item
-        x0, y0, x1, y1 = box
-        item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        item.set_box(box)
 
     def set_points(self, label: str, points, labels, color: QColor | None = None) -> None:
         for item in self.point_items.pop(label, []):
@@ -251,6 +254,11 @@ class Canvas(QGraphicsView):
                 if self._inside(pos):
                     positive = shift or (self.tool == "positive" and not alt)
                     self.point_clicked.emit(pos.x(), pos.y(), positive)
+            elif self.tool == "box" and (hit := self.handle_at(event.position())) is not None:
+                label, handle = hit
+                self._drag = "edit"
+                self._edit = (label, handle, self.box_of(label))
+                self.box_edit_started.emit(label)
             elif self.tool == "box":
                 self._drag = "box"
                 self._anchor = self._clip(pos)
@@ -278,6 +286,11 @@ class Canvas(QGraphicsView):
             box = self._box_to(pos)
             if box is not None:
                 self.box_dragged.emit(box, False)
+        elif self._drag == "edit" and self._edit is not None and self.image_size is not None:
+            label, handle, start = self._edit
+            self.box_edited.emit(label, drag_handle(start, handle, pos.x(), pos.y(), self.image_size), False)
+        elif self._drag is None:
+            self._hover(event.position())
         elif self._drag == "brush":
             self.brush_stroke.emit((self._last_scene.x(), self._last_scene.y()), (pos.x(), pos.y()), "move")
             self._last_scene = pos
@@ -295,9 +308,44 @@ class Canvas(QGraphicsView):
             self.window_dragged.emit(delta.x(), delta.y(), True)
         elif drag == "box":
             self.box_dragged.emit(self._box_to(pos), True)
+        elif drag == "edit" and self._edit is not None and self.image_size is not None:
+            label, handle, start = self._edit
+            self._edit = None
+            self.box_edited.emit(label, drag_handle(start, handle, pos.x(), pos.y(), self.image_size), True)
         elif drag == "brush":
             self.brush_stroke.emit((self._last_scene.x(), self._last_scene.y()), (pos.x(), pos.y()), "end")
         event.accept()
+
+    def box_of(self, label: str) -> tuple[float, float, float, float]:
+        rect = self.box_items[label].rect()
+        return (rect.left(), rect.top(), rect.right(), rect.bottom())
+
+    def handle_at(self, viewport_pos: QPointF) -> tuple[str, str] | None:
+        """(label, handle) of the box corner or edge under viewport position ``viewport_pos``
+        (nearest wins where two boxes meet), or None."""
+        transform = self.viewportTransform()
+        best: tuple[float, str, str] | None = None
+        for label, item in self.box_items.items():
+            if self.handle_labels is not None and label not in self.handle_labels:
+                continue
+            rect = item.rect()
+            a, b = transform.map(rect.topLeft()), transform.map(rect.bottomRight())
+            hit = hit_handle((a.x(), a.y(), b.x(), b.y()), viewport_pos.x(), viewport_pos.y())
+            if hit is not None and (best is None or hit[1] < best[0]):
+                best = (hit[1], label, hit[0])
+        return None if best is None else (best[1], best[2])
+
+    def _hover(self, viewport_pos: QPointF) -> None:
+        """The resize cursor over a box handle (Box tool), the tool's own cursor elsewhere."""
+        hit = self.handle_at(viewport_pos) if self.tool == "box" and not self._space else None
+        handle = hit[1] if hit is not None else None
+        if handle == self._hover_handle:
+            return
+        self._hover_handle = handle
+        if handle is not None:
+            self.viewport().setCursor(CURSORS[handle])
+        else:
+            self.set_tool(self.tool)
 
     def _box_to(self, pos: QPointF) -> tuple[float, float, float, float] | None:
         end = self._clip(pos)

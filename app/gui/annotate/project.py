@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.gui.annotate.review_queue import sort_records
 from engine.atomic import atomic_write_bytes
 from engine.errors import LungSamError
 from engine.imaging import PixelSpacing, is_supported_image, read_pixel_spacing
@@ -80,6 +81,9 @@ class Project:
     read_only_reason: str | None = None
     only: set[str] | None = field(default=None, repr=False)  # files opened explicitly
     notes: dict[str, str] = field(default_factory=dict, repr=False)  # why the last export skipped a format
+    qualities: dict[str, float] = field(default_factory=dict, repr=False)  # rel -> newest model mask's quality
+    problems: dict[str, str] = field(default_factory=dict, repr=False)  # rel -> why it could not be read
+    sort_mode: str = "name"  # records' display order (review_queue.SORT_MODES)
 
     @property
     def root(self) -> Path:
@@ -118,6 +122,10 @@ class Project:
             store.register_images(images)
         rels = {Path(os.path.relpath(p, root)).as_posix() for p in images}
         project = cls(store, [], reason, None if single_folder else rels)
+        try:
+            project.qualities = store.model_qualities()
+        except LungSamError:
+            project.qualities = {}  # a badge less, never a project that does not open
         project.refresh(rels)
         return project
 
@@ -127,7 +135,15 @@ class Project:
         known = {r.rel_path: r for r in self.store.list_images() if r.rel_path in wanted}
         missing = sorted(wanted - set(known))  # read-only store that never saw these files
         extra = [ImageRecord(-1, rel, "new", None, None) for rel in missing]
-        self.records = sorted([*known.values(), *extra], key=lambda r: r.rel_path)
+        self.records = sort_records([*known.values(), *extra], self.qualities, self.sort_mode)
+
+    def sort(self, mode: str) -> None:
+        """Re-order the records (the window's next/previous follow the shown order)."""
+        self.records = sort_records(self.records, self.qualities, mode)
+        self.sort_mode = mode
+
+    def index_of(self, rel_path: str) -> int | None:
+        return next((i for i, r in enumerate(self.records) if r.rel_path == rel_path), None)
 
     def path(self, index: int) -> Path:
         return self.root / self.records[index].rel_path

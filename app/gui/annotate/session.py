@@ -73,6 +73,7 @@ class ImageSession:
         self.saved_kind: str | None = None
         self.model_name: str | None = None
         self.model_hash: str | None = None
+        self.auto: dict[str, Any] | None = None  # the zero-click record (boxes, quality), saved as prompts["auto"]
 
     # -- prompts ---------------------------------------------------------------------------
     def prompt(self, label: str) -> LabelPrompt:
@@ -90,6 +91,8 @@ class ImageSession:
             for label, value in labels.items()
             if isinstance(value, dict)
         }
+        auto = (prompts or {}).get("auto")
+        self.auto = auto if isinstance(auto, dict) else None
         self.logits.clear()
         self.history.clear()
         self.edited = corrected

@@ -9,6 +9,9 @@ The GUI never calls the model. It posts requests and gets signals back:
   boxes are dropped without ever queueing (``dropped`` counts them).
 - An embed always runs before a waiting prediction; a prediction for an image that is not
   the embedded one is dropped.
+- ``post_propose(ProposeRequest)``: zero-click on the embedded image (both lungs proposed,
+  then scored, :mod:`engine.propose`), in its own one-slot mailbox (pressing A twice runs
+  once); it runs after a waiting embed and before waiting box predictions.
 - ``load_model(spec, device)`` runs in the worker thread too; ``model_ready`` carries the
   loaded model so the prefetcher can share it.
 """
@@ -53,6 +56,24 @@ class PredictResult:
     low_res_logits: np.ndarray  # (1, 1, h, w)
     score: float
     seconds: float  # decoder time inside the predictor
+
+
+@dataclass(frozen=True)
+class ProposeRequest:
+    """Propose both lungs of image ``image_id`` with no prompt."""
+
+    request_id: int
+    image_id: int
+    style: str | None = None
+    sent: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class ProposeResult:
+    request: ProposeRequest
+    proposal: Any  # engine.propose.LungProposal
+    signals: Any  # engine.propose.QualitySignals
+    quality: float  # 0..1, higher = more trustworthy; 0 when nothing was found
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,8 @@ class ModelWorker(QObject):
     embed_failed = Signal(int, str)
     predicted = Signal(object)  # PredictResult
     predict_failed = Signal(object, str)  # PredictRequest, message
+    proposed = Signal(object)  # ProposeResult
+    propose_failed = Signal(object, str)  # ProposeRequest, message
     busy = Signal(str)  # what the worker is doing now ("" when idle)
 
     _wake = Signal()
@@ -113,6 +136,7 @@ class ModelWorker(QObject):
         self.image_id: int | None = None
         self._embeds = LatestMailbox()
         self._predicts = LatestMailbox()
+        self._proposals = LatestMailbox()
         self._wake_lock = threading.Lock()
         self._wake_pending = False
         self.dropped = 0  # predictions replaced in the mailbox or for a stale image
@@ -132,6 +156,11 @@ class ModelWorker(QObject):
         """Queue ``request``; a waiting request of the same label is dropped (latest wins)."""
         if self._predicts.put(request, key=request.label):
             self.dropped += 1
+        self._poke()
+
+    def post_propose(self, request: ProposeRequest) -> None:
+        """Queue a zero-click proposal; a waiting one is dropped (latest wins)."""
+        self._proposals.put(request)
         self._poke()
 
     def _poke(self) -> None:
@@ -180,6 +209,9 @@ class ModelWorker(QObject):
         full, job = self._embeds.take()
         if full:
             self._embed(*job)
+        full, proposal = self._proposals.take()
+        if full:
+            self._propose(proposal)
         full, request = self._predicts.take()
         if full:
             self._predict(request)
@@ -200,6 +232,23 @@ class ModelWorker(QObject):
         self.image_id = image_id
         self.busy.emit("")
         self.embedded.emit(image_id, info)
+
+    def _propose(self, request: ProposeRequest) -> None:
+        from engine.propose import propose_lungs, quality_score, quality_signals
+
+        if self.predictor is None or request.image_id != self.image_id:
+            self.propose_failed.emit(request, "the model was not ready for this image; press A again")
+            return
+        self.busy.emit("proposing")
+        try:
+            proposal = propose_lungs(self.predictor, request.style)
+            signals = quality_signals(self.predictor, proposal, request.style)
+        except Exception as exc:  # any failure is a status message, never a traceback
+            self.busy.emit("")
+            self.propose_failed.emit(request, f"no proposal: {exc}")
+            return
+        self.busy.emit("")
+        self.proposed.emit(ProposeResult(request, proposal, signals, quality_score(signals, proposal.found)))
 
     def _predict(self, request: PredictRequest) -> None:
         if self.predictor is None or request.image_id != self.image_id:

@@ -13,7 +13,8 @@ from PIL import Image
 
 from app.cli import main
 from app.cli.segment_auto import AUTO_CSV, COLUMNS, EXIT_SOME_UNREADABLE
-from engine.models import load_model, resources_dir
+from engine.models import load_model
+from engine.models.registry import resources_dir
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ def test_save_and_next_is_one_key(qtbot, gui_model, image_folder, make_window):
     drag_box(qtbot, window, (30, 40, 220, 230))
     wait_settled(qtbot, window)
     window.activateWindow()
-    QTest.keyClick(window, Qt.Key.Key_A)
+    QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # A proposes now (zero-click)
     assert window.project.records[0].status == "corrected"
     assert window.index == 1
     wait_ready(qtbot, window)
