@@ -266,7 +266,7 @@ class Annotator(QObject):
         apply_proposal(self.session, proposal, result.quality, result.signals, self._provenance(request))
         self.redraw(["lungs", *LUNG_ROWS])
         problem = f"; {proposal.problem}" if proposal.problem else ""
-        self.message.emit(f"proposed both lungs, quality {result.quality:.3f}{problem} (drag a box's corner or edge to correct)")
+        self.message.emit(f"proposed both lungs, quality {round(float(result.quality), 4):.3f}{problem} (drag a box's corner or edge to correct)")
         self.proposal_scored.emit(result.quality)
         self.changed.emit()
         self._settle()
