@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -105,10 +106,7 @@ def main() -> int:
                         stages["decode"] += time.perf_counter() - t
                         yield segment_one(predictor, p, image, None)
                 results = one_by_one()
-            for result in results:
-                assert result.ok and result.proposal is not None, result.error
-                if mode == "sequential":
-                    stages["segment"] += result.seconds
+            def save(result, store=store, stages=stages) -> None:
                 t = time.perf_counter()
                 store.save_annotation(
                     result.path.name,
@@ -116,6 +114,22 @@ def main() -> int:
                     "model", model.name, model.model_hash, {"auto": {"quality": result.quality}},
                 )
                 stages["save"] += time.perf_counter() - t
+
+            # The GUI saves on its own (GUI) thread while the job segments the next image: the
+            # pipelined run does the same with one saver thread; the sequential run saves inline.
+            saver = ThreadPoolExecutor(1) if mode == "pipelined" else None
+            pending = []
+            for result in results:
+                assert result.ok and result.proposal is not None, result.error
+                if mode == "sequential":
+                    stages["segment"] += result.seconds
+                    save(result)
+                else:
+                    pending.append(saver.submit(save, result))
+            for future in pending:
+                future.result()
+            if saver is not None:
+                saver.shutdown()
             seconds = time.perf_counter() - start
             store.close()
             import shutil

@@ -37,7 +37,7 @@ def test_badge_runs_from_red_to_green():
     red, amber, green = quality_color(0.0), quality_color(0.95), quality_color(1.0)
     assert red[0] > 2 * red[1] and green[1] > 2 * green[0] and amber[0] > 200 and amber[1] > 150
     assert quality_color(-1) == red == quality_color(0.9) and quality_color(2) == green == quality_color(0.98)
-    halfway = quality_color(0.965)
+    halfway = quality_color(0.96)
     assert green[0] < halfway[0] < amber[0]
 
 
