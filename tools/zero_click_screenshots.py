@@ -16,6 +16,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -73,7 +74,8 @@ def main() -> int:
         x0, y0, x1, y1 = window.annotator.session.prompt("right lung").box
         QTest.mouseMove(canvas.viewport(), canvas.image_to_viewport(x1, y1))  # the resize cursor (not in grab)
         window.statusBar().showMessage(message, 60000)
-        app.processEvents()
+        end = time.monotonic() + 0.3  # the labels panel refreshes its areas at most every 100 ms
+        spin(app, lambda: time.monotonic() > end, poll_s=0.01)
         args.out.mkdir(parents=True, exist_ok=True)
         zero_click = args.out / "zero_click.png"
         window.grab().save(str(zero_click))
