@@ -102,8 +102,7 @@ class Predictor:
 
     @property
     def original_size(self) -> tuple[int, int]:
-        self._require_image()
-        return self._current.original_size
+        return self._require_image().original_size
 
     # -- image -----------------------------------------------------------------------------
     def embed(self, image: np.ndarray) -> tuple[CachedEmbedding, EmbeddingInfo]:
@@ -150,9 +149,10 @@ class Predictor:
         if head is None:
             return None
         with self._lock, torch.inference_mode():
+            current = self._require_image()
             head = head.to(self.device).eval()
-            unit = head(self._features_on_device.float())[0].float().cpu().numpy()
-            return boxes_from_input(unit * self.config.img_size, self._current.original_size, self.config.img_size)
+            unit = head(self._device_features().float())[0].float().cpu().numpy()
+            return boxes_from_input(unit * self.config.img_size, current.original_size, self.config.img_size)
 
     # -- prompts ---------------------------------------------------------------------------
     def predict(
@@ -180,7 +180,7 @@ class Predictor:
             raise PromptError("several candidate masks are only available in the model's default style")
         start = time.perf_counter()
         with self._lock:
-            size = self._current.original_size
+            size = self._require_image().original_size  # read under the lock: set_image may swap it
             long_side = self.config.img_size
             box_t = point_t = label_t = mask_t = None
             valid = original_pts = None
@@ -216,13 +216,13 @@ class Predictor:
         self._require_image()
         token = style_index(self.sam, style)
         with self._lock:
-            size = self._current.original_size
+            size = self._require_image().original_size
             valid = validate_boxes(boxes, size)
             box_t = torch.as_tensor(boxes_to_input(valid, size, self.config.img_size), dtype=torch.float)
             with torch.inference_mode():
                 sparse, dense = self.sam.prompt_encoder(points=None, boxes=box_t.to(self.device), masks=None)
                 low_res, iou = self.sam.mask_decoder(
-                    image_embeddings=self._features_on_device,
+                    image_embeddings=self._device_features(),
                     image_pe=self.sam.prompt_encoder.get_dense_pe(),
                     sparse_prompt_embeddings=sparse,
                     dense_prompt_embeddings=dense,
@@ -254,7 +254,7 @@ class Predictor:
             masks=mask_input.to(dev) if mask_input is not None else None,
         )
         low_res, iou = self.sam.mask_decoder(
-            image_embeddings=self._features_on_device,
+            image_embeddings=self._device_features(),
             image_pe=self.sam.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
@@ -263,11 +263,19 @@ class Predictor:
         if token:  # the multimask output holds tokens 1..3
             low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
         masks = masks_at_original(
-            low_res, self._current.input_size, self._current.original_size, self.config.img_size,
+            low_res, self._require_image().input_size, self._require_image().original_size, self.config.img_size,
             self.sam.mask_threshold,
         )
         return masks, iou.float().cpu().numpy(), low_res.float().cpu().numpy()
 
-    def _require_image(self) -> None:
+    def _require_image(self) -> CachedEmbedding:
+        """The current image's embedding record; PromptError when no image is set."""
         if self._current is None:
             raise PromptError("no image is set: call set_image() first")
+        return self._current
+
+    def _device_features(self) -> torch.Tensor:
+        """The current image's encoder output on the predictor's device."""
+        self._require_image()
+        assert self._features_on_device is not None  # set together with _current
+        return self._features_on_device

@@ -208,7 +208,7 @@ def load_ground_truth(pair: Pair) -> GroundTruth:
     image = load_image(pair.image)
     shape = image.pixels.shape[:2]
     union = read_mask(pair.mask, shape, pair.image.name) if pair.mask is not None else None
-    if union is not None and not union.any():
+    if pair.mask is not None and union is not None and not union.any():
         raise LungSamError(f"{pair.mask.name}: mask is empty")
     left = read_mask(pair.mask_left, shape, pair.image.name) if pair.mask_left else None
     right = read_mask(pair.mask_right, shape, pair.image.name) if pair.mask_right else None
@@ -228,7 +228,10 @@ def prompt_boxes(gt: GroundTruth, prompt: str) -> tuple[np.ndarray, list[int]]:
     Label 0 stands for the union box. A lung missing from the label map gets no box.
     """
     if prompt == "union":
-        return tight_box(gt.union)[None], [0]
+        box = tight_box(gt.union)
+        if box is None:
+            raise LungSamError("the ground-truth mask is empty")
+        return box[None], [0]
     boxes, kinds = [], []
     for label in (IMAGE_LEFT, IMAGE_RIGHT):
         box = tight_box(gt.labels == label)
@@ -261,7 +264,7 @@ def evaluate_image(
     else:
         masks = np.asarray(predictor.predict(boxes=boxes, style=style).masks)[:, 0]
     decoded = time.perf_counter()
-    scores = mask_metrics(masks.any(axis=0), gt.union, gt.image.pixel_spacing)
+    scores = mask_metrics(np.asarray(masks.any(axis=0)), gt.union, gt.image.pixel_spacing)
     row: dict[str, Any] = {"height": gt.union.shape[0], "width": gt.union.shape[1]}
     row.update(scores.as_dict())
     if prompt in ("per-lung", "auto"):

@@ -47,6 +47,7 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
         labels = torch.as_tensor(data.labels[sl])
         limits = data.input_sizes[sl]
         boxes, idx, targets, kinds = batch_prompts(labels, limits=limits)
+        assert data.styles is not None  # SampleSet fills it in __post_init__
         tokens = torch.as_tensor(data.styles[sl])[idx]
         feats = model.image_encoder(x)
         batch = PromptBatch(boxes, np.ones(len(boxes), bool), [[] for _ in kinds], idx, tokens)
@@ -54,10 +55,11 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
         dice = _dice_rows(_input_frame_masks(low, config), targets)
         for kind, token, d in zip(kinds, tokens.tolist(), dice, strict=True):
             dice_by.setdefault((token, kind), []).append(float(d))
-        union = [i for i, k in enumerate(kinds) if k == "union"]
-        if clicks and union:
-            sel = torch.as_tensor(union)
-            refine = PromptBatch(boxes[sel], np.ones(len(union), bool), [[] for _ in union], idx[sel], tokens[sel])
+        union_rows = [i for i, k in enumerate(kinds) if k == "union"]
+        if clicks and union_rows:
+            sel = torch.as_tensor(union_rows)
+            refine = PromptBatch(boxes[sel], np.ones(len(union_rows), bool), [[] for _ in union_rows], idx[sel],
+                                 tokens[sel])
             tgt = targets[sel].numpy() > 0.5
             low_u = low[sel]
             for _ in range(clicks):
@@ -67,7 +69,7 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
             for token, d in zip(tokens[sel].tolist(), dice_c, strict=True):
                 dice_by.setdefault((token, f"clicks{clicks}"), []).append(float(d))
     metrics: dict[str, float] = {}
-    scores = []
+    scores: list[float] = []
     for token in sorted({t for t, _ in dice_by}) or [0]:
         union_list = dice_by.get((token, "union"), [])
         lungs = dice_by.get((token, "image_left"), []) + dice_by.get((token, "image_right"), [])
@@ -76,7 +78,7 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
         suffix = "" if token == 0 else f"_style{token}"
         metrics[f"val_dice{suffix}"] = union
         metrics[f"val_dice_per_lung{suffix}"] = per_lung
-        figures = [union, per_lung]
+        figures: list[float] = [union, per_lung]
         clicked = dice_by.get((token, f"clicks{clicks}"), [])
         if clicked:
             metrics[f"val_dice_clicks{clicks}{suffix}"] = float(np.mean(clicked))

@@ -28,7 +28,9 @@ def lung_masks(proposal: LungProposal) -> dict[str, np.ndarray]:
 
 
 def lung_boxes(proposal: LungProposal) -> dict[str, tuple[float, float, float, float]]:
-    boxes = np.asarray(proposal.lung_boxes, dtype=np.float64)
+    """Each lung's proposed box, rounded as the session stores boxes (3 decimals), so an undo,
+    a restart and the saved proposal all hold the same numbers."""
+    boxes = np.round(np.asarray(proposal.lung_boxes, dtype=np.float64), 3)
     return {label: (float(b[0]), float(b[1]), float(b[2]), float(b[3])) for label, b in zip(LUNG_ROWS, boxes, strict=True)}
 
 
