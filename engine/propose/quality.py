@@ -91,7 +91,7 @@ def quality_signals(predictor: Predictor, proposal: LungProposal, style: str | N
     for i in range(2):
         tb = tight_box(main_parts(proposal.masks[i, ::step, ::step]))
         fills.append(box_iou(boxes[i], tb * step) if tb is not None else 0.0)
-    areas = proposal.masks.reshape(2, -1).sum(1).astype(np.float64)
+    areas = proposal.masks[:, ::step, ::step].reshape(2, -1).sum(1).astype(np.float64)
     balance = float(areas.min() / areas.max()) if areas.max() > 0 else 0.0
     return QualitySignals(
         iou_pred=float(np.clip(proposal.scores.min(), 0, 1)),

@@ -61,3 +61,8 @@ def test_default_window_is_robust_to_outliers() -> None:
     window = default_window(raw)
     assert window == Window(center=2000.0, width=2000.0)
     assert default_window(np.full((3, 3), 7.0)) == Window(center=7.0, width=1.0)
+
+
+def test_apply_window_sends_infinities_to_the_ends_and_nan_to_black() -> None:
+    raw = np.array([np.inf, -np.inf, np.nan, 50.0], np.float32)
+    assert apply_window(raw, Window(center=50.0, width=100.0)).tolist() == [255, 0, 0, 128]
