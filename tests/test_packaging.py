@@ -25,5 +25,6 @@ def test_the_wheels_package_list_is_the_tree():
     assert config["package-dir"] == {"lungsam_resources": "resources"}
     shipped = config["package-data"]["lungsam_resources"]
     resources = ROOT / "resources"
-    for needed in ("models/DEFAULT", "models/lungsam-compact-base/weights.safetensors", "samples/ARDSSevere.png"):
+    for needed in ("models/DEFAULT", "models/lungsam-compact-base/weights.safetensors",
+                   "models/lungsam-compact-int8/box_head.safetensors", "samples/ARDSSevere.png"):
         assert any(Path(needed).match(pattern) for pattern in shipped) and (resources / needed).is_file(), needed

@@ -88,9 +88,10 @@ def run_auto(args: argparse.Namespace) -> int:
             png = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
             atomic_write_with(out / f"{result.path.stem}{suffix}.png", lambda tmp, png=png: png.save(tmp, format="PNG"))
         box = prop.union_box
+        measured = areas.row(result.path.stem)  # the same rounding as measurements.csv of an export
         row.update(
             quality=_fmt(result.quality),
-            left_area=_fmt(areas.left, 2), right_area=_fmt(areas.right, 2), both_area=_fmt(areas.both, 2),
+            left_area=measured["left_area"], right_area=measured["right_area"], both_area=measured["both_area"],
             area_unit=areas.unit, spacing_source=areas.spacing_source or "",
             status="ok" if prop.found else prop.problem,
         )
