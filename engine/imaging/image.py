@@ -51,6 +51,9 @@ class LoadedImage:
     format: str
     dicom_meta: dict[str, str] | None
     invert: bool = False
+    source: tuple[str, int] | None = None
+    """(sha256, size) of the file's bytes, when the reader recorded them (the GUI's loader
+    does, so masks are tied to the content they were drawn on)."""
 
     @property
     def height(self) -> int:

@@ -3,18 +3,25 @@
 model versions (:class:`ProjectStore`, built from :mod:`~engine.project.db`,
 :mod:`~engine.project.annotations`, :mod:`~engine.project.model_versions`,
 :mod:`~engine.project.maintenance` and :mod:`~engine.project.lock`), the mask PNG files
-(:mod:`~engine.project.mask_png`) and exports to PNG, COCO RLE and DICOM-SEG
+(:mod:`~engine.project.mask_png`), the schema and its upgrades (:mod:`~engine.project.schema`),
+the read-only health check and the repair (:mod:`~engine.project.health`,
+:mod:`~engine.project.repair`) and exports to PNG, COCO RLE and DICOM-SEG
 (:mod:`~engine.project.export`).
 """
 
 from engine.project.annotations import Annotation
 from engine.project.errors import (
+    DamagedProjectError,
+    DiskFullError,
     ImageNotInProjectError,
     MaskShapeError,
+    NewerProjectError,
     ProjectLockedError,
     ProjectStoreError,
     ReadOnlyProjectError,
     UnknownLabelError,
+    UnreadableProjectError,
+    UnwritableProjectError,
 )
 from engine.project.export import (
     ExportError,
@@ -35,6 +42,7 @@ from engine.project.export_formats import (
     read_nifti,
     read_yolo,
 )
+from engine.project.health import Problem, check_project, inspect_database
 from engine.project.labels import KINDS, LABELS, STATUSES
 from engine.project.layout import (
     DB_FILE,
@@ -47,11 +55,15 @@ from engine.project.layout import (
     project_dir,
     runs_dir,
 )
+from engine.project.repair import RepairReport, repair_project
+from engine.project.schema import SCHEMA_VERSION, file_content
 from engine.project.store import ImageRecord, ProjectStore
 
 __all__ = [
     "Annotation",
     "DB_FILE",
+    "DamagedProjectError",
+    "DiskFullError",
     "ExportError",
     "ImageNotInProjectError",
     "ImageRecord",
@@ -59,14 +71,21 @@ __all__ = [
     "LABELS",
     "MODELS_DIR",
     "MaskShapeError",
+    "NewerProjectError",
     "PROJECT_DIR",
+    "Problem",
     "ProjectLockedError",
     "ProjectStore",
     "ProjectStoreError",
     "RUNS_DIR",
+    "RepairReport",
+    "SCHEMA_VERSION",
     "ReadOnlyProjectError",
     "STATUSES",
     "UnknownLabelError",
+    "UnreadableProjectError",
+    "UnwritableProjectError",
+    "check_project",
     "db_path",
     "export_coco",
     "export_dicom_seg",
@@ -75,6 +94,8 @@ __all__ = [
     "export_nifti",
     "export_png",
     "export_yolo",
+    "file_content",
+    "inspect_database",
     "read_labelme",
     "read_nifti",
     "read_yolo",
@@ -82,6 +103,7 @@ __all__ = [
     "mask_filename",
     "models_dir",
     "project_dir",
+    "repair_project",
     "rle_counts",
     "rle_decode",
     "rle_encode",

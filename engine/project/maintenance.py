@@ -32,6 +32,33 @@ class MaintenanceMixin(ProjectDB):
                         removed += 1
             return removed
 
+    def image_problems(self) -> dict[str, str]:
+        """rel_path -> what is wrong, per annotated image, from ``stat`` alone (fast enough
+        for every open): the image file missing or of another size than the one its masks were
+        drawn on, or a mask file of the newest version missing. Hash checks: :meth:`verify`,
+        the loader (image content) and :meth:`latest_annotation` (mask files)."""
+        problems: dict[str, str] = {}
+        for rel, size, count in self._query(
+            "SELECT i.rel_path, i.file_size, COUNT(a.id) FROM images i JOIN annotations a"
+            " ON a.image_id = i.id GROUP BY i.id"
+        ):
+            try:
+                actual = (self.root / rel).stat().st_size
+            except OSError:
+                problems[rel] = f"the image file is missing ({count} saved versions are kept)"
+                continue
+            if size is not None and actual != size:
+                problems[rel] = ("the image file changed since its masks were saved; they are "
+                                 "not shown on the new image (kept in the project)")
+        for rel, version, file in self._query(
+            "SELECT i.rel_path, a.version, m.file FROM images i JOIN annotations a ON a.image_id"
+            " = i.id JOIN annotation_masks m ON m.annotation_id = a.id WHERE a.version ="
+            " (SELECT MAX(version) FROM annotations WHERE image_id = i.id)"
+        ):
+            if rel not in problems and not (self.masks_dir / file).is_file():
+                problems[rel] = f"a mask file of version {version} is missing (masks/{file})"
+        return problems
+
     def verify(self) -> list[str]:
         """Problems found (empty = healthy): SQLite integrity, missing or altered mask files,
         gaps in version numbers."""

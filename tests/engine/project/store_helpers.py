@@ -23,3 +23,27 @@ def lung_masks(height: int = 48, width: int = 40, shift: int = 0) -> dict[str, n
         (yy - height / 2) / (0.3 * height)
     ) ** 2 < 1
     return {"lungs": right | left, "right lung": right, "left lung": left}
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root`` -> sha256 of its bytes ("dir" for folders): equal
+    before and after means nothing was added, removed or changed."""
+    import hashlib
+
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        found[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def image_bytes(seed: int, shape: tuple[int, int] = (48, 40)) -> bytes:
+    """A small grey PNG, different per seed (the store hashes image files, never decodes them)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
