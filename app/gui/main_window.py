@@ -215,12 +215,12 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         if self.project is not None:
             self.project.close()
         self.project = project
-        self.banner.setVisible(project.read_only)
+        self._show_banner()
         if project.read_only:
-            self.banner.setText(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
             self.show_error(f"Opened read-only. {project.read_only_reason}", modal_info=True)
         self.setWindowTitle(f"LungSAM - {project.root}" + (" [read-only]" if project.read_only else ""))
         self.image_list.set_records(project.records)
+        self.image_list.model.set_problems(project.problems)
         self._update_counts()
         self.trainer_pane.set_project(project)
         try:
@@ -236,6 +236,21 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.index = -1
         self.go_to(start)
         return True
+
+    def _show_banner(self) -> None:
+        """Why the project is read-only, and which images have problems (per image)."""
+        project = self.project
+        lines = []
+        if project is not None and project.read_only:
+            lines.append(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
+        if project is not None and project.problems:
+            items = sorted(project.problems.items())
+            shown = "; ".join(f"{rel or 'project'}: {text}" for rel, text in items[:3])
+            more = f" (and {len(items) - 3} more, marked in the image list)" if len(items) > 3 else ""
+            lines.append(f"{len(items)} image{'s' if len(items) != 1 else ''} with problems: {shown}{more}."
+                         " `lungsam project check` lists them all.")
+        self.banner.setText("\n".join(lines))
+        self.banner.setVisible(bool(lines))
 
     def go_to(self, index: int) -> None:
         if self.project is None or not 0 <= index < len(self.project.records) or index == self.index:
@@ -260,7 +275,14 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
             annotation = self.project.latest(self.index)
         except LungSamError as exc:
             annotation = None
+            self._flag(record.rel_path, str(exc))
             self.show_error(str(exc))
+        if annotation is not None and image.source is not None and annotation.image_sha256 not in (None, image.source[0]):
+            # the file was replaced since these masks were drawn: never lay them on the new image
+            self._flag(record.rel_path, f"the image file changed since version {annotation.version} was saved; "
+                       "its masks are kept but not shown on the new image")
+            self.statusBar().showMessage(self.project.problems[record.rel_path], 10000)
+            annotation = None
         if annotation is not None and all(m.shape == session.shape for m in annotation.masks.values()):
             session.restore(annotation.masks, annotation.prompts, annotation.kind == "corrected", annotation.version)
             session.model_name, session.model_hash = annotation.model_name, annotation.model_hash
@@ -279,7 +301,16 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
 
     def _load_failed(self, token: int, path: str, message: str) -> None:
         if token == self.token:
+            if self.project is not None and 0 <= self.index < len(self.project.records):
+                self._flag(self.project.records[self.index].rel_path, message)
             self.show_error(message)
+
+    def _flag(self, rel: str, text: str) -> None:
+        """A problem found while working: list mark and banner."""
+        if self.project is not None and self.project.problems.get(rel) != text:
+            self.project.flag(rel, text)
+            self.image_list.model.set_problems(self.project.problems)
+            self._show_banner()
 
     def _update_counts(self) -> None:
         if self.project is not None:
@@ -309,14 +340,21 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
             return None
         model = (session.model_name, session.model_hash)
         prompts = {"labels": session.prompt_state(), "reason": reason}
+        source = self.image.source if self.image is not None else None
+        had_problem = session.rel_path in self.project.problems
         try:
-            version = self.project.save(self.index, dict(session.masks), kind, model, prompts)
+            version = self.project.save(self.index, dict(session.masks), kind, model, prompts, source)
         except LungSamError as exc:
             if not self._save_failing:  # one message, not one every 5 s
                 self.show_error(f"could not save: {exc}")
             self._save_failing = True
             return None
+        if self._save_failing:
+            self.statusBar().showMessage(f"saved again (version {version})", 5000)
         self._save_failing = False
+        if had_problem:  # a new version on this image's content resolves it
+            self._show_banner()
+            self.image_list.model.set_problems(self.project.problems)
         session.dirty = False
         session.saved_version, session.saved_kind = version, kind
         session.edited = session.edited or kind == "corrected"

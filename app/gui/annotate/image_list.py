@@ -42,12 +42,18 @@ class ImageListModel(QAbstractListModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.records: list[ImageRecord] = []
+        self.problems: dict[str, str] = {}  # rel_path -> what is wrong (marked in the list)
         self._icons: dict[str, QIcon] = {}
 
     def set_records(self, records: list[ImageRecord]) -> None:
         self.beginResetModel()
         self.records = list(records)
         self.endResetModel()
+
+    def set_problems(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        if self.records:
+            self.dataChanged.emit(self.index(0), self.index(len(self.records) - 1))
 
     def update_record(self, row: int, record: ImageRecord) -> None:
         self.records[row] = record
@@ -68,12 +74,15 @@ class ImageListModel(QAbstractListModel):
         if not index.isValid():
             return None
         record = self.records[index.row()]
+        problem = self.problems.get(record.rel_path)
         if role == Qt.ItemDataRole.DisplayRole:
-            return PurePosixPath(record.rel_path).name
+            name = PurePosixPath(record.rel_path).name
+            return f"\u26a0 {name}" if problem else name
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(record.status)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{record.rel_path}\n{STATUS_TEXT.get(record.status, record.status)}"
+            text = f"{record.rel_path}\n{STATUS_TEXT.get(record.status, record.status)}"
+            return f"{text}\n{problem}" if problem else text
         if role == Qt.ItemDataRole.UserRole:
             return record.status
         return None

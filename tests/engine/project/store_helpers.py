@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +51,24 @@ def image_bytes(seed: int, shape: tuple[int, int] = (48, 40)) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def read_only_view(source: Path, view: Path) -> Iterator[Path]:
+    """``source`` seen at ``view`` through a read-only bind mount; pytest.skip where mounting is
+    not allowed (not root, no CAP_SYS_ADMIN)."""
+    import pytest
+
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    view.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", "--bind", str(source), str(view)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(view)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], capture_output=True)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,12 @@ from engine.project import (
     repair_project,
 )
 from engine.project.health import CORRUPT
-from tests.engine.project.store_helpers import image_bytes, lung_masks, tree_digest
+from tests.engine.project.store_helpers import (
+    image_bytes,
+    lung_masks,
+    read_only_view,
+    tree_digest,
+)
 
 
 @pytest.fixture
@@ -176,20 +179,8 @@ def test_deleted_and_replaced_images_are_reported_and_their_masks_kept(project):
 @pytest.fixture
 def read_only_mount(project: Path, tmp_path: Path):
     """``project`` seen through a read-only bind mount (skipped where mounting is not allowed)."""
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("a read-only bind mount needs root")
-    view = tmp_path / "ro"
-    view.mkdir()
-    made = subprocess.run(["mount", "--bind", str(project), str(view)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(view)],
-                          capture_output=True).returncode != 0:
-            pytest.skip("cannot remount read-only here")
+    with read_only_view(project, tmp_path / "ro") as view:
         yield view
-    finally:
-        subprocess.run(["umount", "-l", str(view)], capture_output=True)
 
 
 def test_a_read_only_file_system_opens_read_only_with_its_masks(project, read_only_mount):
