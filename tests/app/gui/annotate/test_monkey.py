@@ -209,7 +209,7 @@ def run_monkey(qtbot, make_window, synthetic_folder, styled_tiny_sam, tmp_path, 
     finally:
         sys.excepthook = hook
     seconds = time.monotonic() - start
-    per_block = [f"{b - a:.1f}" for a, b in zip(blocks, [*blocks[1:], start + seconds])]
+    per_block = [f"{b - a:.1f}" for a, b in zip(blocks, [*blocks[1:], start + seconds], strict=True)]
     versions = sum(len(window.project.store.history(r.rel_path)) for r in window.project.records)
     print(f"monkey: {actions} actions in {seconds:.1f} s (seed {seed}): {versions} versions saved, "
           f"{monkey.undo_runs} undo-to-start runs, {monkey.restores} restores compared, "
