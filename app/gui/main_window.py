@@ -221,6 +221,9 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.setWindowTitle(f"LungSAM - {project.root}" + (" [read-only]" if project.read_only else ""))
         self.image_list.set_records(project.records)
         self.image_list.model.set_problems(project.problems)
+        if project.renamed:
+            moves = ", ".join(f"{old} -> {new}" for old, new in project.renamed[:3])
+            self.statusBar().showMessage(f"renamed images found by their content, masks kept: {moves}", 10000)
         self._update_counts()
         self.trainer_pane.set_project(project)
         try:

@@ -84,6 +84,7 @@ class Project:
     only: set[str] | None = field(default=None, repr=False)  # files opened explicitly
     notes: dict[str, str] = field(default_factory=dict, repr=False)  # why the last export skipped a format
     problems: dict[str, str] = field(default_factory=dict, repr=False)  # rel_path -> what is wrong
+    renamed: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (old, new) found by content
 
     @property
     def root(self) -> Path:
@@ -121,10 +122,13 @@ class Project:
         except UnreadableProjectError as exc:  # damaged, newer, unwritable: touch nothing
             store = ProjectStore.open_copy(root, exc.reason)
             reason = exc.reason
+        renamed: list[tuple[str, str]] = []
         if not store.read_only:
             store.register_images(images)
+            renamed = store.relink_renamed()  # masks follow an image's content to its new name
         rels = {Path(os.path.relpath(p, root)).as_posix() for p in images}
         project = cls(store, [], reason, None if single_folder else rels)
+        project.renamed = renamed
         project.refresh(rels)
         project.check()
         return project

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -206,3 +207,18 @@ def test_a_folder_without_write_permission_opens_read_only(project):
     finally:
         (project / ".lungsam").chmod(0o755)
     assert tree_digest(project) == before
+
+
+def test_a_renamed_image_takes_its_masks_along(project):
+    (project / "a.png").rename(project / "sub" / "a-renamed.png")
+    shutil.copy(project / "b.png", project / "b-copy.png")  # same content, but b is still there
+    with ProjectStore.open(project) as store:
+        store.register_images(["sub/a-renamed.png", "b-copy.png"])
+        assert store.relink_renamed() == [("a.png", "sub/a-renamed.png")]
+        assert [a.version for a in store.history("sub/a-renamed.png")] == [1, 2]
+        assert np.array_equal(store.latest_annotation("sub/a-renamed.png").masks["lungs"],
+                              lung_masks(shift=2)["lungs"])
+        assert store.history("b-copy.png") == []
+        assert "a.png" not in {r.rel_path for r in store.list_images()}
+        assert store.image_problems() == {}
+    assert check_project(project) == []

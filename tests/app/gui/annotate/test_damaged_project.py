@@ -133,3 +133,14 @@ def test_a_deleted_image_stays_listed_as_missing_with_its_masks(qtbot, gui_model
     assert window.project.problems["img0.png"].startswith("the image file is missing (1 saved versions")
     assert "img0.png: the image file is missing" in window.banner.text()
     assert window.project.store.latest_annotation("img0.png").version == 1
+
+
+def test_an_image_renamed_between_sessions_keeps_its_masks(qtbot, gui_model, annotated, make_window):
+    (annotated / "img0.png").rename(annotated / "renamed.png")
+    window = make_window([annotated])
+    assert window.project.renamed == [("img0.png", "renamed.png")]
+    assert [r.rel_path for r in window.project.records] == ["img1.png", "img2.png", "img3.png", "renamed.png"]
+    window.go_to(3)
+    wait_ready(qtbot, window)
+    assert np.array_equal(window.annotator.session.masks["lungs"], lungs_of((96, 112))["lungs"])
+    assert not window.banner.isVisible()
