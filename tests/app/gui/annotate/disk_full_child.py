@@ -12,7 +12,7 @@ import time
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 sys.path.insert(0, sys.argv[2])
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 app = QApplication([])
 from app.gui.main_window import MainWindow  # noqa: E402
