@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -336,17 +337,22 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
             kind = "corrected" if session.edited else "model"
         elif not session.dirty and session.saved_kind == kind:
             return session.saved_version  # accepting twice makes no new version
-        if not session.masks:
-            if reason == "accepted":
-                self.statusBar().showMessage("nothing to save: no mask yet", 4000)
-            session.dirty = False
-            return None
+        masks = dict(session.masks)
+        if not masks:
+            if session.saved_version is None:
+                if reason == "accepted":
+                    self.statusBar().showMessage("nothing to save: no mask yet", 4000)
+                session.dirty = False
+                return None
+            # everything undone or cleared after a save: that empty state is the newest version,
+            # or reopening the image would bring back what the user took away
+            masks = {"lungs": np.zeros(session.shape, bool)}
         model = (session.model_name, session.model_hash)
         prompts = {"labels": session.prompt_state(), "reason": reason}
         source = self.image.source if self.image is not None else None
         had_problem = session.rel_path in self.project.problems
         try:
-            version = self.project.save(self.index, dict(session.masks), kind, model, prompts, source)
+            version = self.project.save(self.index, masks, kind, model, prompts, source)
         except LungSamError as exc:
             if not self._save_failing:  # one message, not one every 5 s
                 self.show_error(f"could not save: {exc}")

@@ -50,9 +50,9 @@ class Monkey:
             return
         if session.rel_path in self.left:  # what we saved when leaving must come back exactly
             expected = self.left[session.rel_path]
-            assert set(session.masks) == set(expected), session.rel_path
-            for label, mask in expected.items():
-                assert np.array_equal(session.masks[label], mask), (session.rel_path, label)
+            for label in set(session.masks) | set(expected):  # no mask = an empty mask
+                got = session.masks.get(label, np.zeros((H, W), bool))
+                assert np.array_equal(got, expected.get(label, np.zeros((H, W), bool))), (session.rel_path, label)
             self.restores += 1
         self.initial = {k: m.copy() for k, m in session.masks.items()}
         self.initial_prompts = session.prompt_state()
@@ -142,12 +142,19 @@ class Monkey:
         self.qtbot.waitUntil(lambda: not self.w.model_loading, timeout=30000)
 
     def trainer(self) -> None:
+        """Start (a stand-in child that sleeps, not a real training) or cancel the run."""
+        from app.gui.trainer.job import JobStep
+
         pane = self.w.trainer_pane
         if pane.running:
             pane.cancel()
             self.qtbot.waitUntil(lambda: not pane.running, timeout=30000)
-        else:
-            pane.start()  # without a base model or corrections: refused with a reason
+            self.counts["trainer cancelled"] = self.counts.get("trainer cancelled", 0) + 1
+            return
+        pane.program = [sys.executable, "-c", "import time; time.sleep(120)"]
+        pane.make_steps = lambda finetune: [JobStep("stage1", lambda: [], None)]
+        if pane.start():  # else refused with a reason (no corrections yet, read-only...)
+            self.counts["trainer started"] = self.counts.get("trainer started", 0) + 1
 
     ACTIONS = {"box": 22, "click": 8, "stroke": 14, "undo": 10, "redo": 6, "undo_run": 2,
                "label": 8, "style": 3, "edit_op": 3, "navigate": 6, "save": 4, "export": 0.3,
@@ -203,6 +210,9 @@ def run_monkey(qtbot, make_window, synthetic_folder, styled_tiny_sam, tmp_path, 
                     assert window.project.store.verify() == []
             except BaseException as exc:
                 raise AssertionError(f"seed {seed}, after: {monkey.log}\n{exc}") from exc
+        if window.trainer_pane.running:
+            window.trainer_pane.cancel()
+            qtbot.waitUntil(lambda: not window.trainer_pane.running, timeout=30000)
         window.save_current(reason="close")
         assert window.project.store.verify() == []
         assert check_project(synthetic_folder) == []
