@@ -39,6 +39,7 @@ from app.gui.annotate import (
 )
 from app.gui.commands import WindowCommands
 from app.gui.export_dialog import ExportCommands
+from app.gui.heap import release_freed_memory
 from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
 from app.gui.status import StatusFields
@@ -265,6 +266,7 @@ class MainWindow(ExportCommands, WindowCommands, QMainWindow):
         self.image = None
         self.annotator.start(None, self.token)
         self.canvas.set_image(None)
+        release_freed_memory()  # the previous image's pixels and masks, back to the OS
         self.image_list.set_current(index)
         self.loader.request(self.token, self.project.path(index))
         self.project.remember(index)

@@ -144,3 +144,15 @@ def test_an_image_renamed_between_sessions_keeps_its_masks(qtbot, gui_model, ann
     wait_ready(qtbot, window)
     assert np.array_equal(window.annotator.session.masks["lungs"], lungs_of((96, 112))["lungs"])
     assert not window.banner.isVisible()
+
+
+def test_an_image_deleted_while_open_is_flagged_and_its_masks_kept(qtbot, gui_model, annotated, make_window):
+    window = make_window([annotated])
+    window.go_to(1)
+    wait_ready(qtbot, window)
+    (annotated / "img0.png").unlink()
+    window.go_to(0)
+    qtbot.waitUntil(lambda: "img0.png" in window.project.problems, timeout=20000)
+    assert "img0.png" in window.banner.text()
+    assert window.save_current("corrected") is None  # no image shown: nothing to save over it
+    assert window.project.store.latest_annotation("img0.png").version == 1

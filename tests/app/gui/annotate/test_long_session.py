@@ -23,6 +23,7 @@ from tests.app.gui.annotate.test_edit import brush_drag
 
 SIDE = 2048
 RSS_BOUND = 1536 << 20
+STEP = int(os.environ.get("LUNGSAM_LONG_CURVE_STEP", "100"))
 
 
 def rss() -> int:
@@ -64,9 +65,8 @@ def test_a_long_session_stays_bounded_and_flat(qtbot, gui_model, make_window, tm
         brush_drag(window, [(600.5, 900.5), (700.5, 1000.5)])
         window.on_tool_box()
         peak = max(peak, rss())
-        if step % 100 == 0 or step == len(order) - 1:
+        if step % STEP == 0 or step == len(order) - 1:
             curve.append((step, rss() / 2**20, statistics.median(times[-100:]) * 1000))
-        assert peak < RSS_BOUND, f"RSS {peak / 2**20:.0f} MiB at step {step}"
     window.save_current(reason="close")
     tenth = max(1, len(times) // 10)
     first, last = statistics.median(times[:tenth]), statistics.median(times[-tenth:])
@@ -77,5 +77,6 @@ def test_a_long_session_stays_bounded_and_flat(qtbot, gui_model, make_window, tm
     print("step  RSS MiB  box-to-mask ms (median of the last 100)")
     for step, mib, ms in curve:
         print(f"{step:5d}  {mib:7.0f}  {ms:6.0f}")
+    assert peak < RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB"
     assert last <= 3 * first + 0.02
     assert window.project.store.verify() == []
