@@ -38,7 +38,7 @@ class MaintenanceMixin(ProjectDB):
         (size, then sha256, so only same-size newcomers are read): the image row, with all
         its versions, takes the new name. Returns (old, new) pairs. Writer only."""
         self._check_writable()
-        gone: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        gone: dict[tuple[str, int], list[tuple[int, str]]] = {}
         for image_id, rel, sha, size in self._query(
             "SELECT id, rel_path, file_sha256, file_size FROM images WHERE file_sha256 IS NOT NULL"
             " AND id IN (SELECT image_id FROM annotations)"
