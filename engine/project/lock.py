@@ -77,10 +77,16 @@ def probe_lock(path: Path, root: Path) -> int | None:
     return fd
 
 
-def claim_lock(fd: int) -> None:
+def claim_lock(fd: int, root: Path | None = None) -> None:
     """Record this process as the holder of a lock taken by :func:`probe_lock`."""
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    except OSError as exc:  # a lock file this user may not write
+        raise ProjectStoreError(
+            f"{root or 'the project'}: cannot write the project lock ({exc.strerror}); "
+            "open the project read-only"
+        ) from exc
 
 
 def lock_holder(path: Path) -> tuple[int | None, str | None]:

@@ -106,7 +106,7 @@ class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin):
             if lock_fd is None:
                 lock_fd = acquire_lock(pdir / LOCK_FILE, root)
             else:
-                claim_lock(lock_fd)
+                claim_lock(lock_fd, root)
         except BaseException:
             release_lock(lock_fd)
             raise
