@@ -1,13 +1,14 @@
-"""A guard against a reference-count bug of the installed PySide6, applied when app.gui loads.
+"""A guard against reference-count bugs of the installed PySide6, applied when app.gui loads.
 
-PySide6 6.12.0's ``SignalInstance.emit`` returns ``True`` without taking a reference to it, so
-every emit made from Python drops one reference to ``True``. On CPython before 3.12 (where
-``True`` is not immortal) the process then aborts with "Fatal Python error: bool_dealloc:
-deallocating True or False" after a few thousand emits: a few hundred boxes into an
-annotation day (found by tests/app/gui/annotate/test_long_session.py). The leak is measured
-once; where present, ``True`` gets a reserve of 2**40 references. ``True`` is a static object
-that is never freed, so the reserve changes nothing else (at a million emits per second it
-lasts 35 years).
+PySide6 6.12.0 on CPython before 3.12 returns ``None`` from every void method
+(``setText``, ``update``, ``showMessage``, ``QTimer.start``...) and ``True`` from
+``SignalInstance.emit`` without taking a reference, as if they were immortal (they are from
+3.12 on). Each such call from Python drops one reference, and the process aborts with "Fatal
+Python error: none_dealloc" (or "bool_dealloc") once the count reaches zero: a few minutes
+into an annotation session (found by the long-session and 20,000-action monkey tests). The
+leaks are measured once; where present, the object gets a reserve of 2**40 references.
+``None`` and ``True`` are static objects that are never freed, so the reserve changes nothing
+else (at a million calls per second it lasts 35 years).
 """
 
 from __future__ import annotations
@@ -16,30 +17,44 @@ import ctypes
 import sys
 
 RESERVE = 1 << 40
+PROBES = 8
 
 
-def emit_leaks_true() -> bool:
-    """Whether emitting a signal from Python loses a reference to ``True`` (the PySide6 bug)."""
+def leaks() -> dict[str, bool]:
+    """Which singletons a Python call into PySide6 loses a reference to (the bug)."""
     from PySide6.QtCore import QObject, Signal
 
     class Probe(QObject):
         ping = Signal()
 
     probe = Probe()
+    found = {}
     before = sys.getrefcount(True)
-    for _ in range(8):
+    for _ in range(PROBES):
         probe.ping.emit()
-    return sys.getrefcount(True) < before
+    found["True"] = sys.getrefcount(True) < before
+    before = sys.getrefcount(None)
+    for _ in range(PROBES):
+        probe.setObjectName("probe")
+    found["None"] = sys.getrefcount(None) < before
+    return found
 
 
-def guard_emit_refcount() -> bool:
-    """Give ``True`` its reserve where the bug would abort the process; True when applied."""
+def add_reserve(obj: object) -> None:
+    """Add :data:`RESERVE` to the reference count of a static singleton (CPython only)."""
+    ctypes.c_ssize_t.from_address(id(obj)).value += RESERVE
+
+
+def guard_refcounts() -> list[str]:
+    """Reserve references where the bugs would abort the process; the names guarded."""
     if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
-        return False  # True is immortal there: the leak is harmless
-    if not emit_leaks_true():
-        return False
-    ctypes.c_ssize_t.from_address(id(True)).value += RESERVE
-    return True
+        return []  # None and True are immortal there: the leaks are harmless
+    guarded = []
+    for name, leaking in leaks().items():
+        if leaking:
+            add_reserve({"True": True, "None": None}[name])
+            guarded.append(name)
+    return guarded
 
 
-GUARDED = guard_emit_refcount()
+GUARDED = guard_refcounts()

@@ -41,6 +41,7 @@ def make_images(folder, count: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_a_long_session_stays_bounded_and_flat(qtbot, gui_model, make_window, tmp_path):
     count = int(os.environ.get("LUNGSAM_LONG_IMAGES", "1000"))
     folder = tmp_path / "day"

@@ -234,5 +234,6 @@ def test_monkey_2000_actions(qtbot, gui_model, synthetic_folder, styled_tiny_sam
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_monkey_20000_actions(qtbot, gui_model, synthetic_folder, styled_tiny_sam, make_window, tmp_path):
     run_monkey(qtbot, make_window, synthetic_folder, styled_tiny_sam, tmp_path, 20000)
