@@ -25,7 +25,9 @@ def old_project(tmp_path: Path) -> Path:
 
 
 def schema_of(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Read without creating ``-wal``/``-shm`` beside it (immutable: the committed fixture
+    must stay exactly as the old release wrote it)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     try:
         return conn.execute("SELECT version FROM schema_version").fetchone()[0]
     finally:
@@ -33,7 +35,9 @@ def schema_of(path: Path) -> int:
 
 
 def test_the_fixture_is_a_schema_1_project() -> None:
+    before = tree_digest(RELEASE_1)
     assert schema_of(RELEASE_1 / ".lungsam" / "project.db") == 1 < SCHEMA_VERSION
+    assert tree_digest(RELEASE_1) == before
 
 
 def test_a_release_1_project_upgrades_with_everything_intact(old_project: Path, tmp_path: Path) -> None:
