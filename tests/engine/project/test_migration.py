@@ -24,10 +24,10 @@ def old_project(tmp_path: Path) -> Path:
     return Path(shutil.copytree(RELEASE_1, tmp_path / "release_1"))
 
 
-def schema_of(path: Path) -> int:
-    """Read without creating ``-wal``/``-shm`` beside it (immutable: the committed fixture
-    must stay exactly as the old release wrote it)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+def schema_of(path: Path, immutable: bool = False) -> int:
+    """``immutable``: read without creating ``-wal``/``-shm`` beside the file (the committed
+    fixture must stay exactly as the old release wrote it); else see a live writer's WAL."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro{'&immutable=1' if immutable else ''}", uri=True)
     try:
         return conn.execute("SELECT version FROM schema_version").fetchone()[0]
     finally:
@@ -36,7 +36,7 @@ def schema_of(path: Path) -> int:
 
 def test_the_fixture_is_a_schema_1_project() -> None:
     before = tree_digest(RELEASE_1)
-    assert schema_of(RELEASE_1 / ".lungsam" / "project.db") == 1 < SCHEMA_VERSION
+    assert schema_of(RELEASE_1 / ".lungsam" / "project.db", immutable=True) == 1 < SCHEMA_VERSION
     assert tree_digest(RELEASE_1) == before
 
 
