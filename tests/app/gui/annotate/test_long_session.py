@@ -1,7 +1,9 @@
 """A long annotation day (``-m slow``): walk 1,000 images of 2048 x 2048 forward and back in
 the real window, a box and a brush stroke on each (saved on every image change), and print
-the curve of process RSS and box-to-mask time. Bounds: RSS < 1.5 GiB throughout, and the
-last tenth's median box-to-mask time within 3x (+20 ms) of the first tenth's (flat).
+the curve of process RSS and box-to-mask time. Bounds: RSS < 1.25 GiB at each curve point
+(sampled right after an image change), < 2 GiB at every step (transient peaks: a 2048 x 2048
+image decoded and its neighbour prefetched while the masks restore), and the last tenth's
+median box-to-mask time within 3x (+20 ms) of the first tenth's (flat).
 
 ``LUNGSAM_LONG_IMAGES`` sets the number of images (default 1,000). The model is the tiny test
 SAM (tests/sam_factory.py): this guards the window's own growth (caches, history, overlays,
@@ -22,7 +24,8 @@ from tests.app.conftest import drag_box, synthetic_cxr, wait_ready, wait_settled
 from tests.app.gui.annotate.test_edit import brush_drag
 
 SIDE = 2048
-RSS_BOUND = 1536 << 20
+RSS_BOUND = 2048 << 20
+SETTLED_BOUND = 1280 << 20
 STEP = int(os.environ.get("LUNGSAM_LONG_CURVE_STEP", "100"))
 
 
@@ -75,9 +78,12 @@ def test_a_long_session_stays_bounded_and_flat(qtbot, gui_model, make_window, tm
           f"forward and back in {time.monotonic() - start - made:.0f} s; peak RSS {peak / 2**20:.0f} MiB "
           f"(bound {RSS_BOUND >> 20} MiB); box-to-mask median first tenth {first * 1000:.0f} ms, "
           f"last tenth {last * 1000:.0f} ms")
+    settled = max(mib for _step, mib, _ms in curve)
+    print(f"settled RSS (curve points) at most {settled:.0f} MiB (bound {SETTLED_BOUND >> 20} MiB)")
     print("step  RSS MiB  box-to-mask ms (median of the last 100)")
     for step, mib, ms in curve:
         print(f"{step:5d}  {mib:7.0f}  {ms:6.0f}")
     assert peak < RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB"
+    assert settled * 2**20 < SETTLED_BOUND, f"settled RSS {settled:.0f} MiB"
     assert last <= 3 * first + 0.02
     assert window.project.store.verify() == []
