@@ -60,9 +60,10 @@ def test_model_output_is_autosaved_as_model_and_on_image_change(qtbot, gui_model
     drag_box(qtbot, window, (30, 40, 220, 230))
     wait_settled(qtbot, window)
     rel = window.annotator.session.rel_path
-    with qtbot.waitSignal(window.saved, timeout=5000):
-        pass  # the 200 ms autosave timer fires
     store = window.project.store
+    # the 200 ms autosave timer fires (maybe already during wait_settled on a loaded machine,
+    # so wait for its effect, not for a signal that may have gone by)
+    qtbot.waitUntil(lambda: store.latest_annotation(rel) is not None, timeout=5000)
     wait_settled(qtbot, window)
     qtbot.waitUntil(lambda: not window.annotator.session.dirty, timeout=5000)  # all autosaved
     autosaved = store.latest_annotation(rel)
