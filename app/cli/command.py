@@ -16,13 +16,14 @@ def build_parser() -> argparse.ArgumentParser:
     from app.cli.export_onnx import add_export_onnx_parser
     from app.cli.finetune import add_finetune_parser
     from app.cli.gui import add_gui_parser
+    from app.cli.project import add_project_parser
     from app.cli.segment import add_segment_parsers
     from app.cli.train import add_train_parser
 
     parser = argparse.ArgumentParser(
         prog="lungsam",
         description="Lung segmentation on chest X-rays with a compressed Segment Anything model: "
-        "annotate (gui), segment from boxes, train, fine-tune a project (finetune), evaluate and report, export to ONNX.",
+        "annotate (gui), segment from boxes, train, fine-tune a project (finetune), evaluate and report, export to ONNX, check a project.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     add_segment_parsers(sub)
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gui_parser(sub)
     add_eval_parsers(sub)
     add_export_onnx_parser(sub)
+    add_project_parser(sub)
     return parser
 
 

@@ -91,7 +91,7 @@ class FolderCommands:
         if index is None:
             return
         if result.error is not None:
-            project.problems[result.rel_path] = result.error
+            project.unreadable[result.rel_path] = result.error
             self.image_list.model.refresh_row(index)
             return
         record = project.records[index]
@@ -102,7 +102,8 @@ class FolderCommands:
             if taken or working:
                 self.job_skipped += 1
                 return
-            version = project.save(index, result.masks, "model", self._job_model, result.prompts)
+            version = project.save(index, result.masks, "model", self._job_model, result.prompts,
+                                   result.image_content)
         except LungSamError as exc:
             self.statusBar().showMessage(f"segment folder: {record.rel_path} not saved ({exc})", 8000)
             return

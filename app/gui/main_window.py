@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -41,6 +42,7 @@ from app.gui.annotate import (
 from app.gui.commands import WindowCommands
 from app.gui.export_dialog import ExportCommands
 from app.gui.folder_commands import FolderCommands
+from app.gui.heap import release_freed_memory
 from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
 from app.gui.review_commands import ReviewCommands
@@ -228,12 +230,15 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
             self.project.close()
         self.project = project
         self._project_opened(project)
-        self.banner.setVisible(project.read_only)
+        self._show_banner()
         if project.read_only:
-            self.banner.setText(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
             self.show_error(f"Opened read-only. {project.read_only_reason}", modal_info=True)
         self.setWindowTitle(f"LungSAM - {project.root}" + (" [read-only]" if project.read_only else ""))
         self.image_list.set_records(project.records)
+        self.image_list.model.set_problems(project.problems)
+        if project.renamed:
+            moves = ", ".join(f"{old} -> {new}" for old, new in project.renamed[:3])
+            self.statusBar().showMessage(f"renamed images found by their content, masks kept: {moves}", 10000)
         self._update_counts()
         self.trainer_pane.set_project(project)
         try:
@@ -250,6 +255,21 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
         self.go_to(start)
         return True
 
+    def _show_banner(self) -> None:
+        """Why the project is read-only, and which images have problems (per image)."""
+        project = self.project
+        lines = []
+        if project is not None and project.read_only:
+            lines.append(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
+        if project is not None and project.problems:
+            items = sorted(project.problems.items())
+            shown = "; ".join(f"{rel or 'project'}: {text}" for rel, text in items[:3])
+            more = f" (and {len(items) - 3} more, marked in the image list)" if len(items) > 3 else ""
+            lines.append(f"{len(items)} image{'s' if len(items) != 1 else ''} with problems: {shown}{more}."
+                         " `lungsam project check` lists them all.")
+        self.banner.setText("\n".join(lines))
+        self.banner.setVisible(bool(lines))
+
     def go_to(self, index: int) -> None:
         if self.project is None or not 0 <= index < len(self.project.records) or index == self.index:
             return
@@ -260,6 +280,7 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
         self.annotator.start(None, self.token)
         self.show_areas()
         self.canvas.set_image(None)
+        release_freed_memory()  # the previous image's pixels and masks, back to the OS
         self.image_list.set_current(index)
         self.loader.request(self.token, self.project.path(index))
         self.project.remember(index)
@@ -274,7 +295,14 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
             annotation = self.project.latest(self.index)
         except LungSamError as exc:
             annotation = None
+            self._flag(record.rel_path, str(exc))
             self.show_error(str(exc))
+        if annotation is not None and image.source is not None and annotation.image_sha256 not in (None, image.source[0]):
+            # the file was replaced since these masks were drawn: never lay them on the new image
+            self._flag(record.rel_path, f"the image file changed since version {annotation.version} was saved; "
+                       "its masks are kept but not shown on the new image")
+            self.statusBar().showMessage(self.project.problems[record.rel_path], 10000)
+            annotation = None
         if annotation is not None and all(m.shape == session.shape for m in annotation.masks.values()):
             session.restore(annotation.masks, annotation.prompts, annotation.kind == "corrected", annotation.version)
             session.model_name, session.model_hash = annotation.model_name, annotation.model_hash
@@ -307,7 +335,16 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
 
     def _load_failed(self, token: int, path: str, message: str) -> None:
         if token == self.token:
+            if self.project is not None and 0 <= self.index < len(self.project.records):
+                self._flag(self.project.records[self.index].rel_path, message)
             self.show_error(message)
+
+    def _flag(self, rel: str, text: str) -> None:
+        """A problem found while working: list mark and banner."""
+        if self.project is not None and self.project.problems.get(rel) != text:
+            self.project.flag(rel, text)
+            self.image_list.model.set_problems(self.project.problems)
+            self._show_banner()
 
     def _update_counts(self) -> None:
         if self.project is not None:
@@ -330,25 +367,37 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
             kind = "corrected" if session.edited else "model"
         elif not session.dirty and session.saved_kind == kind:
             return session.saved_version  # accepting twice makes no new version
-        if not session.masks:
-            if reason == "accepted":
-                self.statusBar().showMessage("nothing to save: no mask yet", 4000)
-            session.dirty = False
-            return None
+        masks = dict(session.masks)
+        if not masks:
+            if session.saved_version is None:
+                if reason == "accepted":
+                    self.statusBar().showMessage("nothing to save: no mask yet", 4000)
+                session.dirty = False
+                return None
+            # everything undone or cleared after a save: that empty state is the newest version,
+            # or reopening the image would bring back what the user took away
+            masks = {"lungs": np.zeros(session.shape, bool)}
         model = (session.model_name, session.model_hash)
         prompts = {"labels": session.prompt_state(), "reason": reason}
         auto = current_auto(session)
         if auto is not None:
             prompts["auto"] = auto
+        source = self.image.source if self.image is not None else None
+        had_problem = session.rel_path in self.project.problems
         try:
-            version = self.project.save(self.index, dict(session.masks), kind, model, prompts)
+            version = self.project.save(self.index, masks, kind, model, prompts, source)
         except LungSamError as exc:
             if not self._save_failing:  # one message, not one every 5 s
                 self.show_error(f"could not save: {exc}")
             self._save_failing = True
             return None
+        if self._save_failing:
+            self.statusBar().showMessage(f"saved again (version {version})", 5000)
         self._save_failing = False
         self._quality_saved(session.rel_path, kind, auto)
+        if had_problem:  # a new version on this image's content resolves it
+            self._show_banner()
+            self.image_list.model.set_problems(self.project.problems)
         session.dirty = False
         session.saved_version, session.saved_kind = version, kind
         session.edited = session.edited or kind == "corrected"

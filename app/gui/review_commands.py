@@ -33,7 +33,7 @@ class ReviewCommands:
         self.cancel_folder_job()
         project.sort(self.image_list.sort.currentData() or "name")
         self.image_list.model.qualities = project.qualities
-        self.image_list.model.problems = project.problems
+        self.image_list.model.unreadable = project.unreadable
 
     # -- zero-click on this image ----------------------------------------------------------
     def on_propose(self) -> None:

@@ -53,6 +53,9 @@ class LoadedImage:
     format: str
     dicom_meta: dict[str, str] | None
     invert: bool = False
+    source: tuple[str, int] | None = None
+    """(sha256, size) of the file's bytes, when the reader recorded them (the GUI's loader
+    does, so masks are tied to the content they were drawn on)."""
 
     @property
     def pixel_spacing(self) -> tuple[float, float] | None:

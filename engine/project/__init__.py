@@ -3,19 +3,26 @@
 model versions (:class:`ProjectStore`, built from :mod:`~engine.project.db`,
 :mod:`~engine.project.annotations`, :mod:`~engine.project.model_versions`, :mod:`~engine.project.review`,
 :mod:`~engine.project.maintenance` and :mod:`~engine.project.lock`), the mask PNG files
-(:mod:`~engine.project.mask_png`), exports to PNG, COCO RLE and DICOM-SEG
+(:mod:`~engine.project.mask_png`), the schema and its upgrades (:mod:`~engine.project.schema`),
+the read-only health check and the repair (:mod:`~engine.project.health`,
+:mod:`~engine.project.repair`), exports to PNG, COCO RLE and DICOM-SEG
 (:mod:`~engine.project.export`) and the lung areas written beside them
 (:mod:`~engine.project.measurements`).
 """
 
 from engine.project.annotations import Annotation
 from engine.project.errors import (
+    DamagedProjectError,
+    DiskFullError,
     ImageNotInProjectError,
     MaskShapeError,
+    NewerProjectError,
     ProjectLockedError,
     ProjectStoreError,
     ReadOnlyProjectError,
     UnknownLabelError,
+    UnreadableProjectError,
+    UnwritableProjectError,
 )
 from engine.project.export import (
     ExportError,
@@ -36,6 +43,7 @@ from engine.project.export_formats import (
     read_nifti,
     read_yolo,
 )
+from engine.project.health import Problem, check_project, inspect_database
 from engine.project.labels import KINDS, LABELS, STATUSES
 from engine.project.layout import (
     DB_FILE,
@@ -54,13 +62,17 @@ from engine.project.measurements import (
     measurement_rows,
     write_measurements,
 )
+from engine.project.repair import RepairReport, repair_project
 from engine.project.review import AUTO_KEY
+from engine.project.schema import SCHEMA_VERSION, file_content
 from engine.project.store import ImageRecord, ProjectStore
 
 __all__ = [
     "AUTO_KEY",
     "Annotation",
     "DB_FILE",
+    "DamagedProjectError",
+    "DiskFullError",
     "ExportError",
     "ImageNotInProjectError",
     "ImageRecord",
@@ -68,14 +80,21 @@ __all__ = [
     "LABELS",
     "MODELS_DIR",
     "MaskShapeError",
+    "NewerProjectError",
     "PROJECT_DIR",
+    "Problem",
     "ProjectLockedError",
     "ProjectStore",
     "ProjectStoreError",
     "RUNS_DIR",
+    "RepairReport",
+    "SCHEMA_VERSION",
     "ReadOnlyProjectError",
     "STATUSES",
     "UnknownLabelError",
+    "UnreadableProjectError",
+    "UnwritableProjectError",
+    "check_project",
     "db_path",
     "export_coco",
     "export_dicom_seg",
@@ -85,6 +104,8 @@ __all__ = [
     "export_nifti",
     "export_png",
     "export_yolo",
+    "file_content",
+    "inspect_database",
     "read_labelme",
     "read_nifti",
     "read_yolo",
@@ -94,6 +115,7 @@ __all__ = [
     "measurement_rows",
     "models_dir",
     "project_dir",
+    "repair_project",
     "rle_counts",
     "rle_decode",
     "rle_encode",

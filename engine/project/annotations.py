@@ -8,6 +8,7 @@ hash), and it reads best on its own. :class:`ProjectStore` inherits :class:`Anno
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import time
@@ -18,9 +19,15 @@ import numpy as np
 
 from engine.atomic import atomic_write_bytes, fsync_dir
 from engine.project.db import ProjectDB, to_json
-from engine.project.errors import ImageNotInProjectError, MaskShapeError, ProjectStoreError
+from engine.project.errors import (
+    DiskFullError,
+    ImageNotInProjectError,
+    MaskShapeError,
+    ProjectStoreError,
+)
 from engine.project.labels import KINDS, LABELS
 from engine.project.mask_png import clean_masks, decode_mask_png, encode_mask_png, label_slug
+from engine.project.schema import file_content
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +42,12 @@ class Annotation:
     created: float
     prompts: dict
     masks: dict[str, np.ndarray] = field(default_factory=dict)
+    image_sha256: str | None = None
+    """sha256 of the image file this version was drawn on (None: unknown, saved before
+    schema 2 for an image absent at the upgrade)."""
+
+
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class AnnotationsMixin(ProjectDB):
@@ -48,11 +61,15 @@ class AnnotationsMixin(ProjectDB):
         model_name: str | None = None,
         model_hash: str | None = None,
         prompts: dict | None = None,
+        image_content: tuple[str, int] | None = None,
     ) -> int:
         """Store a new version (files first, then one transaction); status becomes ``kind``.
 
         An image not yet registered is added if its file exists under root. Non-zero mask
-        pixels are foreground. Returns the new version number.
+        pixels are foreground. ``image_content``: (sha256, size) of the image the masks were
+        drawn on (the GUI passes what it decoded; default: the file as it is now). Returns the
+        new version number. A save that fails for space raises :class:`DiskFullError` and
+        leaves every earlier version as it was.
         """
         self._check_writable()
         if kind not in KINDS:
@@ -61,8 +78,31 @@ class AnnotationsMixin(ProjectDB):
             )
         rel = self._rel(rel_path)
         clean = clean_masks(rel, masks)
-        height, width = next(iter(clean.values())).shape
         prompts_json = to_json(prompts or {}, f"{rel}: the prompts")
+        content = image_content or file_content(self.root / rel)
+        image_sha, image_size = content if content is not None else (None, None)
+        try:
+            return self._save(rel, clean, kind, model_name, model_hash, prompts_json,
+                              image_sha, image_size)
+        except OSError as exc:
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise DiskFullError(
+                    f"{rel}: the disk is full ({exc.strerror}); the previous version is kept, "
+                    "and the next save tries again"
+                ) from exc
+            raise ProjectStoreError(f"{rel}: could not write the mask files ({exc})") from exc
+        except ProjectStoreError as exc:
+            if "full" in str(exc):  # SQLITE_FULL from the transaction
+                raise DiskFullError(
+                    f"{rel}: the disk is full ({exc}); the previous version is kept, and the "
+                    "next save tries again"
+                ) from exc
+            raise
+
+    def _save(self, rel: str, clean: dict[str, np.ndarray], kind: str, model_name: str | None,
+              model_hash: str | None, prompts_json: str,
+              image_sha: str | None, image_size: int | None) -> int:
+        height, width = next(iter(clean.values())).shape
         with self._mutex:
             with self._transaction() as conn:
                 image_id = self._image_id(conn, rel, create=True)
@@ -86,17 +126,21 @@ class AnnotationsMixin(ProjectDB):
             if not folder.is_dir():
                 folder.mkdir(parents=True, exist_ok=True)
                 fsync_dir(self.masks_dir)
+            now = time.time()
+            meta = {"rel_path": rel, "image_id": image_id, "version": version, "kind": kind,
+                    "model_name": model_name, "model_hash": model_hash, "created": now,
+                    "image_sha256": image_sha, "image_size": image_size,
+                    "prompts": json.loads(prompts_json)}
             for label, mask in clean.items():
-                data = encode_mask_png(mask)
+                data = encode_mask_png(mask, {**meta, "label": label})
                 name = f"{image_id}/v{version}_{label_slug(label)}.png"
                 atomic_write_bytes(self.masks_dir / name, data)
                 rows.append((label, name, hashlib.sha256(data).hexdigest(), width, height))
-            now = time.time()
             with self._transaction() as conn:
                 cursor = conn.execute(
                     "INSERT INTO annotations (image_id, version, kind, model_name, model_hash, created,"
-                    " prompts_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (image_id, version, kind, model_name, model_hash, now, prompts_json),
+                    " prompts_json, image_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (image_id, version, kind, model_name, model_hash, now, prompts_json, image_sha),
                 )
                 conn.executemany(
                     "INSERT INTO annotation_masks (annotation_id, label, file, sha256, width, height)"
@@ -104,14 +148,15 @@ class AnnotationsMixin(ProjectDB):
                     [(cursor.lastrowid, *row) for row in rows],
                 )
                 conn.execute(
-                    "UPDATE images SET status = ?, updated = ?, width = ?, height = ? WHERE id = ?",
-                    (kind, now, width, height, image_id),
+                    "UPDATE images SET status = ?, updated = ?, width = ?, height = ?,"
+                    " file_sha256 = ?, file_size = ? WHERE id = ?",
+                    (kind, now, width, height, image_sha, image_size, image_id),
                 )
             return version
 
     _ANN_SQL = (
         "SELECT a.id, i.rel_path, a.version, a.kind, a.model_name, a.model_hash, a.created,"
-        " a.prompts_json FROM annotations a JOIN images i ON i.id = a.image_id "
+        " a.prompts_json, a.image_sha256 FROM annotations a JOIN images i ON i.id = a.image_id "
     )
 
     def latest_annotation(self, rel_path: str, kind: str | None = None) -> Annotation | None:
@@ -153,10 +198,11 @@ class AnnotationsMixin(ProjectDB):
 
     def _annotation(self, row: tuple, with_masks: bool) -> Annotation:
         """An :class:`Annotation` from one ``_ANN_SQL`` row."""
-        ann_id, rel, version, kind, model_name, model_hash, created, prompts_json = row
+        ann_id, rel, version, kind, model_name, model_hash, created, prompts_json, sha = row
         masks = self._load_masks(ann_id, rel) if with_masks else {}
         return Annotation(
-            rel, version, kind, model_name, model_hash, created, json.loads(prompts_json), masks
+            rel, version, kind, model_name, model_hash, created, json.loads(prompts_json), masks,
+            sha,
         )
 
     def _load_masks(self, annotation_id: int, rel: str) -> dict[str, np.ndarray]:

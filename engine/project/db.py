@@ -48,6 +48,8 @@ class ProjectDB:
     """One project's connection, its lock and the helpers every table uses. Thread-safe."""
 
     DIRNAME = PROJECT_DIR
+    SHARED = "another LungSAM window is writing to this folder"
+    """The read-only reason of a window beside a live writer."""
 
     def __init__(
         self, root: Path, read_only: bool, conn: sqlite3.Connection, lock_fd: int | None
@@ -60,6 +62,11 @@ class ProjectDB:
         self._mutex = threading.RLock()
         self.orphans_removed = 0
         """Mask files of unfinished saves swept when this writer opened the folder."""
+        self.read_only_reason: str | None = self.SHARED if read_only else None
+        """Why this store is read-only, in words for the window's banner."""
+        self.backup: Path | None = None
+        """The database as it was before this open upgraded its schema."""
+        self._copy_dir: Path | None = None  # the private copy a read-only view reads
 
     def _check_writable(self) -> None:
         """Raise unless the project is open for writing."""
@@ -67,8 +74,7 @@ class ProjectDB:
             raise ProjectStoreError(f"{self.root}: the project is closed")
         if self.read_only:
             raise ReadOnlyProjectError(
-                f"{self.root} is open read-only (another LungSAM window is writing to it); "
-                "close that window and reopen the folder to save"
+                f"{self.root} is open read-only ({self.read_only_reason}); nothing is saved"
             )
 
     @contextmanager

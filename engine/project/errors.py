@@ -31,3 +31,33 @@ class MaskShapeError(ProjectStoreError):
 
 class ImageNotInProjectError(ProjectStoreError):
     """An image (or annotation version) the project does not know."""
+
+
+class UnreadableProjectError(ProjectStoreError):
+    """The project cannot be opened for writing without risking what it holds; the window
+    opens it read-only instead, and ``reason`` (one line) is what its banner says."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DamagedProjectError(UnreadableProjectError):
+    """The database is corrupt, not a database, of a foreign schema, or missing while masks
+    remain: nothing in the folder may be changed until ``lungsam project check --repair``."""
+
+
+class NewerProjectError(UnreadableProjectError):
+    """Written by a newer LungSAM (a higher schema version): readable, never upgraded."""
+
+    def __init__(self, message: str, reason: str, version: int) -> None:
+        super().__init__(message, reason)
+        self.version = version
+
+
+class UnwritableProjectError(UnreadableProjectError):
+    """The folder is on a read-only file system or lacks write permission."""
+
+
+class DiskFullError(ProjectStoreError):
+    """A save failed for space (ENOSPC, EFBIG, SQLITE_FULL); the previous version is kept."""

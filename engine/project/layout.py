@@ -7,6 +7,7 @@ Every module that reads or writes inside it takes the names from here::
         masks/        masks/<image_id>/v<version>_<label>.png (0/255, original image size)
         lock          one writer per folder (flock; pid and host inside)
         models/       model versions fine-tuned in the GUI, one model folder each
+        backups/      the database as it was before a schema upgrade or a repair (never read)
         runs/         one folder per fine-tuning run (kept as a record, never a model)
 """
 
@@ -20,6 +21,7 @@ MASKS_DIR = "masks"
 LOCK_FILE = "lock"
 MODELS_DIR = "models"
 RUNS_DIR = "runs"
+BACKUPS_DIR = "backups"
 
 
 def project_dir(root: str | Path) -> Path:
@@ -45,3 +47,13 @@ def runs_dir(root: str | Path) -> Path:
 def is_project(root: str | Path) -> bool:
     """Whether ``root`` holds a LungSAM project (its database exists)."""
     return db_path(root).is_file()
+
+
+def backups_dir(root: str | Path) -> Path:
+    """``<root>/.lungsam/backups``: databases kept before a schema upgrade or a repair."""
+    return project_dir(root) / BACKUPS_DIR
+
+
+def masks_dir(root: str | Path) -> Path:
+    """``<root>/.lungsam/masks``: ``<image_id>/v<version>_<label>.png``."""
+    return project_dir(root) / MASKS_DIR

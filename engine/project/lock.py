@@ -46,6 +46,49 @@ def acquire_lock(path: Path, root: Path) -> int | None:
     return fd
 
 
+def probe_lock(path: Path, root: Path) -> int | None:
+    """Take the lock of an existing lock file without writing to it (None: no lock file, so
+    no writer): a damaged project is inspected under the lock yet left byte-identical.
+    :class:`ProjectLockedError` when a live writer holds it."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    fd = None
+    for flags in (os.O_RDWR, os.O_RDONLY):  # read-only: a read-only file system
+        try:
+            fd = os.open(path, flags)
+            break
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+    if fd is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        pid, host = lock_holder(path)
+        raise ProjectLockedError(
+            f"{root} is open in another LungSAM window (pid {pid or '?'} on {host or '?'}); "
+            "open it read-only or close the other window",
+            pid,
+            host,
+        ) from None
+    return fd
+
+
+def claim_lock(fd: int, root: Path | None = None) -> None:
+    """Record this process as the holder of a lock taken by :func:`probe_lock`."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    except OSError as exc:  # a lock file this user may not write
+        raise ProjectStoreError(
+            f"{root or 'the project'}: cannot write the project lock ({exc.strerror}); "
+            "open the project read-only"
+        ) from exc
+
+
 def lock_holder(path: Path) -> tuple[int | None, str | None]:
     try:
         parts = path.read_text().split()

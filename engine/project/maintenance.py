@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from engine.project.db import ProjectDB
+from engine.project.schema import file_content
 
 
 class MaintenanceMixin(ProjectDB):
@@ -31,6 +32,70 @@ class MaintenanceMixin(ProjectDB):
                         path.unlink(missing_ok=True)
                         removed += 1
             return removed
+
+    def relink_renamed(self) -> list[tuple[str, str]]:
+        """Annotated images whose file is gone, found again under a new name by their content
+        (size, then sha256, so only same-size newcomers are read): the image row, with all
+        its versions, takes the new name. Returns (old, new) pairs. Writer only."""
+        self._check_writable()
+        gone: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for image_id, rel, sha, size in self._query(
+            "SELECT id, rel_path, file_sha256, file_size FROM images WHERE file_sha256 IS NOT NULL"
+            " AND id IN (SELECT image_id FROM annotations)"
+        ):
+            if not (self.root / rel).exists():
+                gone.setdefault((sha, size), []).append((image_id, rel))
+        if not gone:
+            return []
+        sizes = {size for _sha, size in gone}
+        moved = []
+        for new_id, new_rel in self._query(
+            "SELECT id, rel_path FROM images WHERE id NOT IN (SELECT image_id FROM annotations)"
+            " ORDER BY rel_path"
+        ):
+            try:
+                size = (self.root / new_rel).stat().st_size
+            except OSError:
+                continue
+            if size not in sizes:
+                continue
+            content = file_content(self.root / new_rel)
+            owners = gone.get(content) if content is not None else None
+            if not owners:
+                continue
+            old_id, old_rel = owners.pop(0)
+            with self._transaction() as conn:
+                conn.execute("DELETE FROM images WHERE id = ?", (new_id,))  # an empty row
+                conn.execute("UPDATE images SET rel_path = ? WHERE id = ?", (new_rel, old_id))
+            moved.append((old_rel, new_rel))
+        return moved
+
+    def image_problems(self) -> dict[str, str]:
+        """rel_path -> what is wrong, per annotated image, from ``stat`` alone (fast enough
+        for every open): the image file missing or of another size than the one its masks were
+        drawn on, or a mask file of the newest version missing. Hash checks: :meth:`verify`,
+        the loader (image content) and :meth:`latest_annotation` (mask files)."""
+        problems: dict[str, str] = {}
+        for rel, size, count in self._query(
+            "SELECT i.rel_path, i.file_size, COUNT(a.id) FROM images i JOIN annotations a"
+            " ON a.image_id = i.id GROUP BY i.id"
+        ):
+            try:
+                actual = (self.root / rel).stat().st_size
+            except OSError:
+                problems[rel] = f"the image file is missing ({count} saved versions are kept)"
+                continue
+            if size is not None and actual != size:
+                problems[rel] = ("the image file changed since its masks were saved; they are "
+                                 "not shown on the new image (kept in the project)")
+        for rel, version, file in self._query(
+            "SELECT i.rel_path, a.version, m.file FROM images i JOIN annotations a ON a.image_id"
+            " = i.id JOIN annotation_masks m ON m.annotation_id = a.id WHERE a.version ="
+            " (SELECT MAX(version) FROM annotations WHERE image_id = i.id)"
+        ):
+            if rel not in problems and not (self.masks_dir / file).is_file():
+                problems[rel] = f"a mask file of version {version} is missing (masks/{file})"
+        return problems
 
     def verify(self) -> list[str]:
         """Problems found (empty = healthy): SQLite integrity, missing or altered mask files,

@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from engine.project.errors import MaskShapeError, ProjectStoreError, UnknownLabelError
 from engine.project.labels import LABELS
 
+META_KEY = "lungsam"
+"""The PNG text chunk that makes a mask file self-describing (image path, version, label,
+kind, model, image sha256): what a database rebuilt by ``lungsam project check --repair`` is
+made from."""
 
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """8-bit grey PNG, 0 background / 255 foreground: opens as a mask in any tool."""
+
+def encode_mask_png(mask: np.ndarray, meta: dict | None = None) -> bytes:
+    """8-bit grey PNG, 0 background / 255 foreground: opens as a mask in any tool; ``meta``
+    goes into a text chunk (:data:`META_KEY`)."""
     buffer = io.BytesIO()
+    info = None
+    if meta is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(META_KEY, json.dumps(meta, sort_keys=True))
     Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * np.uint8(255)).save(
-        buffer, format="PNG", compress_level=3
+        buffer, format="PNG", compress_level=3, pnginfo=info
     )
     return buffer.getvalue()
+
+
+def mask_png_meta(data: bytes) -> dict | None:
+    """The :data:`META_KEY` chunk of a mask PNG (None: absent, unreadable, or not a PNG)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            text = image.text.get(META_KEY)
+            image.load()
+        meta = json.loads(text) if text else None
+    except Exception:  # a damaged file is simply not usable for a rebuild
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def decode_mask_png(data: bytes) -> np.ndarray:

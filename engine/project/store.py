@@ -24,9 +24,11 @@ keeps the image list.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +40,18 @@ from engine.project.errors import (
     ProjectStoreError,
     ReadOnlyProjectError,
     UnknownLabelError,
+    UnwritableProjectError,
 )
+from engine.project.health import copy_database, inspect_database
 from engine.project.labels import KINDS, LABELS, STATUSES
 from engine.project.layout import DB_FILE, LOCK_FILE, MASKS_DIR
-from engine.project.lock import acquire_lock, release_lock
+from engine.project.lock import acquire_lock, claim_lock, probe_lock, release_lock
 from engine.project.maintenance import MaintenanceMixin
 from engine.project.mask_png import decode_mask_png, encode_mask_png, label_slug
 from engine.project.model_versions import ModelVersionsMixin
+from engine.project.opening import newer_reason, raise_unreadable, writable_problem
 from engine.project.review import ReviewMixin
+from engine.project.schema import MIGRATIONS, SCHEMA_VERSION, backup_database, create_tables
 
 __all__ = [  # the public API, re-exported so callers import from one place
     "KINDS", "LABELS", "STATUSES", "Annotation", "ImageNotInProjectError", "ImageRecord",
@@ -53,37 +59,7 @@ __all__ = [  # the public API, re-exported so callers import from one place
     "ReadOnlyProjectError", "UnknownLabelError", "decode_mask_png", "encode_mask_png", "label_slug",
 ]
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = (
-    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE images (
-        id INTEGER PRIMARY KEY, rel_path TEXT NOT NULL UNIQUE,
-        status TEXT NOT NULL DEFAULT 'new'
-            CHECK (status IN ('new', 'model', 'corrected', 'skipped')),
-        updated REAL, width INTEGER, height INTEGER)""",
-    """CREATE TABLE annotations (
-        id INTEGER PRIMARY KEY,
-        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-        version INTEGER NOT NULL CHECK (version >= 1),
-        kind TEXT NOT NULL CHECK (kind IN ('model', 'corrected')),
-        model_name TEXT, model_hash TEXT, created REAL NOT NULL,
-        prompts_json TEXT NOT NULL DEFAULT '{}', UNIQUE (image_id, version))""",
-    """CREATE TABLE annotation_masks (
-        annotation_id INTEGER NOT NULL REFERENCES annotations(id) ON DELETE CASCADE,
-        label TEXT NOT NULL, file TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL,
-        width INTEGER NOT NULL, height INTEGER NOT NULL, PRIMARY KEY (annotation_id, label))""",
-    """CREATE TABLE model_versions (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
-        created REAL NOT NULL, provenance_json TEXT NOT NULL, metrics_json TEXT NOT NULL,
-        active INTEGER NOT NULL DEFAULT 0)""",
-)
-
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-"""Migration hook: ``MIGRATIONS[v]`` upgrades schema ``v`` to ``v + 1`` inside the writer's
-open transaction. Bump :data:`SCHEMA_VERSION` together with adding a step."""
 
 
 @dataclass(frozen=True)
@@ -104,42 +80,48 @@ class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin, Revie
     def open(cls, root: str | Path, read_only: bool = False) -> ProjectStore:
         """Open (creating if needed) the project of image folder ``root``.
 
-        Raises :class:`ProjectLockedError` when another window writes to it; the caller may
-        then retry with ``read_only=True``. Read-only needs an existing project.
+        Raises :class:`ProjectLockedError` when another window writes to it (the caller may
+        retry with ``read_only=True``), and an :class:`UnreadableProjectError` (damaged,
+        newer, unwritable) *before changing anything in the folder*: the caller may then show
+        it through :meth:`open_copy`. An older schema is backed up, then upgraded.
         """
         root = Path(root).expanduser().absolute()
         if not root.is_dir():
             raise ProjectStoreError(f"{root}: the image folder does not exist")
-        db_path = root / cls.DIRNAME / DB_FILE
-        lock_fd = None
         if read_only:
-            if not db_path.is_file():
-                raise ProjectStoreError(
-                    f"{root}: there is no LungSAM project here yet; open it for writing once"
-                )
-        else:
+            return cls._open_shared(root)
+        pdir = root / cls.DIRNAME
+        lock_fd = probe_lock(pdir / LOCK_FILE, root)  # a live writer: locked, before any copy
+        try:
+            state = inspect_database(root)
+            raise_unreadable(root, state)
+            unwritable = writable_problem(root)
+            if unwritable is not None:
+                raise UnwritableProjectError(f"{root}: {unwritable}; opened read-only", unwritable)
             try:
-                (root / cls.DIRNAME / MASKS_DIR).mkdir(parents=True, exist_ok=True)
+                (pdir / MASKS_DIR).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ProjectStoreError(
-                    f"{root}: cannot create {cls.DIRNAME} ({exc.strerror}); "
-                    "the folder may be read-only: open the project read-only"
+                raise UnwritableProjectError(
+                    f"{root}: cannot create {cls.DIRNAME} ({exc.strerror}); opened read-only",
+                    f"cannot write to the folder ({exc.strerror})",
                 ) from exc
-            lock_fd = acquire_lock(root / cls.DIRNAME / LOCK_FILE, root)
+            if lock_fd is None:
+                lock_fd = acquire_lock(pdir / LOCK_FILE, root)
+            else:
+                claim_lock(lock_fd, root)
+        except BaseException:
+            release_lock(lock_fd)
+            raise
         conn = None
         try:
-            conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(pdir / DB_FILE, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if not read_only:
-                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            store = cls(root, read_only, conn, lock_fd)
-            store._prepare_schema()
-            if read_only:
-                conn.execute("PRAGMA query_only = ON")
-            else:
-                store.orphans_removed = store.vacuum_orphans()
+            store = cls(root, False, conn, lock_fd)
+            store._prepare_schema(state.version or 0, backup=True)
+            store.orphans_removed = store.vacuum_orphans()
             return store
         except BaseException as exc:
             if conn is not None:
@@ -147,33 +129,73 @@ class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin, Revie
             release_lock(lock_fd)
             if isinstance(exc, sqlite3.DatabaseError):
                 raise ProjectStoreError(
-                    f"{db_path}: the project database is unusable ({exc})"
+                    f"{pdir / DB_FILE}: the project database is unusable ({exc})"
                 ) from exc
             raise
 
-    def _prepare_schema(self) -> None:
-        conn = self._conn
-        row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone()
-        if row is None and self.read_only:
-            raise ProjectStoreError(f"{self.root}: the project is not initialised yet")
-        version = conn.execute("SELECT version FROM schema_version").fetchone()[0] if row else 0
-        if version > SCHEMA_VERSION:
+    @classmethod
+    def _open_shared(cls, root: Path) -> ProjectStore:
+        """Read-only beside a live writer (which holds the lock): a query-only connection
+        to the real file, so this window sees the writer's saves."""
+        db_file = root / cls.DIRNAME / DB_FILE
+        if not db_file.is_file():
             raise ProjectStoreError(
-                f"{self.root}: the project was made by a newer LungSAM (schema {version}); update"
+                f"{root}: there is no LungSAM project here yet; open it for writing once"
             )
-        if version == SCHEMA_VERSION:
+        state = inspect_database(root, copy=False)
+        if state.kind == "damaged" or (state.version or 0) < SCHEMA_VERSION:
+            return cls.open_copy(root, cls.SHARED)
+        conn = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ProjectStoreError(f"{db_file}: the project database is unusable ({exc})") from exc
+        store = cls(root, True, conn, None)
+        if state.kind == "newer":
+            store.read_only_reason = newer_reason(state.version or 0)
+        return store
+
+    @classmethod
+    def open_copy(cls, root: str | Path, reason: str) -> ProjectStore:
+        """A read-only view of a project that may not be changed: its database copied into a
+        private temporary folder (a damaged one replaced by an empty database, so the images
+        still show), masks read in place. Nothing is ever written into ``root``."""
+        root = Path(root).expanduser().absolute()
+        state = inspect_database(root)
+        tmp = Path(tempfile.mkdtemp(prefix="lungsam-readonly-"))
+        target = tmp / DB_FILE
+        try:
+            if state.kind in ("ok", "newer"):
+                copy_database(root, tmp)
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(root, False, conn, None)  # writable only for the private upgrade
+            store._copy_dir = tmp
+            version = state.version if state.kind in ("ok", "newer") else 0
+            store._prepare_schema(version or 0, backup=False)
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        store.read_only = True
+        store.read_only_reason = reason
+        return store
+
+    def _prepare_schema(self, version: int, backup: bool) -> None:
+        """Create the tables (fresh file) or upgrade ``version`` (after a backup when
+        ``backup``); a newer version is left alone."""
+        if version >= SCHEMA_VERSION:
             return
-        if self.read_only:
-            raise ProjectStoreError(f"{self.root}: open the project for writing once to upgrade it")
+        if version > 0 and backup:
+            self.backup = backup_database(self._conn, self.root, f"schema{version}")
         with self._transaction() as conn:
             if version == 0:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                conn.execute("INSERT INTO meta VALUES ('created', ?)", (repr(time.time()),))
+                create_tables(conn)
                 return
             for step in range(version, SCHEMA_VERSION):
-                MIGRATIONS[step](conn)
+                MIGRATIONS[step](conn, self.root)
             conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
@@ -181,6 +203,9 @@ class ProjectStore(AnnotationsMixin, ModelVersionsMixin, MaintenanceMixin, Revie
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
+            if self._copy_dir is not None:
+                shutil.rmtree(self._copy_dir, ignore_errors=True)
+                self._copy_dir = None
             if self._lock_fd is not None:
                 os.ftruncate(self._lock_fd, 0)
                 release_lock(self._lock_fd)

@@ -59,6 +59,30 @@ def image_folder(cxr_dir, tmp_path) -> Path:
     return folder
 
 
+def synthetic_cxr(seed: int, shape: tuple[int, int] = (96, 112)) -> np.ndarray:
+    """A grey image with two dark lung-like ovals, different per seed (no shared data needed)."""
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    yy, xx = np.mgrid[:height, :width]
+    image = 170 + rng.normal(0, 12, shape)
+    for cx in (0.3, 0.7):
+        inside = ((xx - cx * width) / (0.15 * width)) ** 2 + ((yy - height / 2) / (0.32 * height)) ** 2 < 1
+        image[inside] -= 90
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def synthetic_folder(tmp_path) -> Path:
+    """Four small synthetic chest X-rays (96 x 112 PNG)."""
+    from PIL import Image
+
+    folder = tmp_path / "synthetic"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(synthetic_cxr(i)).save(folder / f"img{i}.png")
+    return folder
+
+
 @pytest.fixture
 def make_window(qtbot):
     """``make_window(paths=None, **kwargs)`` -> a shown MainWindow, ready when paths are given."""

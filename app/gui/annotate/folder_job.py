@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.gui.annotate.zero_click import lung_masks, saved_prompts
 from engine.imaging import LoadedImage, load_image
+from engine.project import file_content
 
 if TYPE_CHECKING:
     from engine.propose import AutoResult
@@ -51,6 +52,16 @@ class FolderResult:
     quality: float = 0.0
     problem: str | None = None  # the proposal's own note (one lung, none found)
     error: str | None = None  # unreadable file: the message for the image list
+    image_content: tuple[str, int] | None = None  # (sha256, size) of the file the masks were drawn on
+
+
+def load_with_content(path: Path) -> LoadedImage:
+    """The decoded image with the (sha256, size) of its file, so its masks are tied to this
+    content (a file replaced later does not inherit them), as the window's loader does."""
+    content = file_content(Path(path))
+    image = load_image(path)
+    image.source = content
+    return image
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ class FolderJob(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self.loader: Callable[[Path], LoadedImage] = load_image
+        self.loader: Callable[[Path], LoadedImage] = load_with_content
         self._cancel = threading.Event()
         self._held_until = 0.0
         self._hold_lock = threading.Lock()
@@ -166,7 +177,9 @@ class FolderJob(QObject):
             if auto.ok and auto.proposal is not None:
                 proposal = auto.proposal
                 prompts = saved_prompts(proposal, auto.quality, auto.signals, "segment folder")
-                self.result.emit(FolderResult(rel, lung_masks(proposal), prompts, auto.quality, proposal.problem))
+                content = auto.image.source if auto.image is not None else None
+                self.result.emit(FolderResult(rel, lung_masks(proposal), prompts, auto.quality, proposal.problem,
+                                              image_content=content))
             else:
                 unreadable += 1
                 self.result.emit(FolderResult(rel, error=auto.error or "cannot be read"))

@@ -51,13 +51,19 @@ class ImageListModel(QAbstractListModel):
         super().__init__(parent)
         self.records: list[ImageRecord] = []
         self.qualities: dict[str, float] = {}  # rel_path -> newest model mask's quality
-        self.problems: dict[str, str] = {}  # rel_path -> why it could not be read
+        self.unreadable: dict[str, str] = {}  # rel_path -> why the folder job could not read it
+        self.problems: dict[str, str] = {}  # rel_path -> what is wrong (marked in the list)
         self._icons: dict[str, QIcon] = {}
 
     def set_records(self, records: list[ImageRecord]) -> None:
         self.beginResetModel()
         self.records = list(records)
         self.endResetModel()
+
+    def set_problems(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        if self.records:
+            self.dataChanged.emit(self.index(0), self.index(len(self.records) - 1))
 
     def update_record(self, row: int, record: ImageRecord) -> None:
         self.records[row] = record
@@ -87,24 +93,26 @@ class ImageListModel(QAbstractListModel):
         if not index.isValid():
             return None
         record = self.records[index.row()]
+        problem = self.problems.get(record.rel_path)
         if role == Qt.ItemDataRole.DisplayRole:
-            return PurePosixPath(record.rel_path).name
+            name = PurePosixPath(record.rel_path).name
+            return f"\u26a0 {name}" if problem else name
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(record.status)
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{record.rel_path}\n{STATUS_TEXT.get(record.status, record.status)}"
+            text = f"{record.rel_path}\n{STATUS_TEXT.get(record.status, record.status)}"
             quality = self.quality(index.row())
             if quality is not None:
-                tip += f"\nquality {quality:.3f} (0..1, higher = more trustworthy)"
-            if record.rel_path in self.problems:
-                tip += f"\nunreadable: {self.problems[record.rel_path]}"
-            return tip
+                text += f"\nquality {quality:.3f} (0..1, higher = more trustworthy)"
+            if record.rel_path in self.unreadable:
+                text += f"\nunreadable: {self.unreadable[record.rel_path]}"
+            return f"{text}\n{problem}" if problem else text
         if role == Qt.ItemDataRole.UserRole:
             return record.status
         if role == QUALITY_ROLE:
             return self.quality(index.row())
         if role == PROBLEM_ROLE:
-            return self.problems.get(record.rel_path)
+            return self.unreadable.get(record.rel_path)
         return None
 
 

@@ -13,6 +13,7 @@ Memory cap: at most ``max_images`` decoded images (default 3: current, next, pre
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -23,6 +24,15 @@ from app.gui.annotate.worker import LatestMailbox
 from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
 from engine.predict import EmbeddingCache
+from engine.project import file_content
+
+
+def _file_key(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return f"{path}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def image_nbytes(image: LoadedImage) -> int:
@@ -69,7 +79,7 @@ class ImageLoader(QObject):
 
     def cached_paths(self) -> list[str]:
         with self._images_lock:
-            return list(self._images)
+            return [key.split("\0", 1)[0] for key in self._images]
 
     # -- loader thread ---------------------------------------------------------------------
     @Slot()
@@ -101,14 +111,19 @@ class ImageLoader(QObject):
         self._wake.emit()
 
     def _get(self, path: str) -> LoadedImage:
+        """Decoded pixels of ``path`` with the sha256 of its bytes; the cache is keyed by the
+        file's identity (size, mtime, inode), so an image replaced on disk is read again."""
+        key = _file_key(path)
         with self._images_lock:
-            image = self._images.get(path)
+            image = self._images.get(key)
             if image is not None:
-                self._images.move_to_end(path)
+                self._images.move_to_end(key)
                 return image
+        content = file_content(Path(path))
         image = load_image(path)
+        image.source = content
         with self._images_lock:
-            self._images[path] = image
+            self._images[key] = image
             total = sum(image_nbytes(i) for i in self._images.values())
             while len(self._images) > 1 and (len(self._images) > self.max_images or total > self.max_bytes):
                 _, old = self._images.popitem(last=False)

@@ -4,7 +4,10 @@ Qt-free glue between what the user opened (a folder, files, DICOM files) and
 :class:`engine.project.store.ProjectStore`. Listing 5,000 images must take well under a
 second, so files are found with ``os.scandir`` and :func:`engine.imaging.loader.is_supported_image`
 (extension only for named files); nothing is decoded here. A folder that another window
-is writing to is opened read-only (``read_only_reason`` says why).
+is writing to, a damaged project, one written by a newer LungSAM and a folder that cannot be
+written are opened read-only (``read_only_reason`` says why; the last three through a private
+copy of the database, so nothing in the folder changes). ``problems`` names what is wrong per
+image (missing image file, image replaced since its masks were saved, missing mask file).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from engine.project import (
     ImageRecord,
     ProjectLockedError,
     ProjectStore,
+    UnreadableProjectError,
     export_coco,
     export_dicom_seg,
     export_labelme,
@@ -82,8 +86,10 @@ class Project:
     only: set[str] | None = field(default=None, repr=False)  # files opened explicitly
     notes: dict[str, str] = field(default_factory=dict, repr=False)  # why the last export skipped a format
     qualities: dict[str, float] = field(default_factory=dict, repr=False)  # rel -> newest model mask's quality
-    problems: dict[str, str] = field(default_factory=dict, repr=False)  # rel -> why it could not be read
+    unreadable: dict[str, str] = field(default_factory=dict, repr=False)  # rel -> why the folder job could not read it
     sort_mode: str = "name"  # records' display order (review_queue.SORT_MODES)
+    problems: dict[str, str] = field(default_factory=dict, repr=False)  # rel_path -> what is wrong
+    renamed: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (old, new) found by content
 
     @property
     def root(self) -> Path:
@@ -117,22 +123,48 @@ class Project:
             store = ProjectStore.open(root)
         except ProjectLockedError as exc:
             store = ProjectStore.open(root, read_only=True)
-            reason = str(exc)
+            reason = store.read_only_reason if store.read_only_reason != ProjectStore.SHARED else str(exc)
+        except UnreadableProjectError as exc:  # damaged, newer, unwritable: touch nothing
+            store = ProjectStore.open_copy(root, exc.reason)
+            reason = exc.reason
+        renamed: list[tuple[str, str]] = []
         if not store.read_only:
             store.register_images(images)
+            renamed = store.relink_renamed()  # masks follow an image's content to its new name
         rels = {Path(os.path.relpath(p, root)).as_posix() for p in images}
         project = cls(store, [], reason, None if single_folder else rels)
         try:
             project.qualities = store.model_qualities()
         except LungSamError:
             project.qualities = {}  # a badge less, never a project that does not open
+        project.renamed = renamed
         project.refresh(rels)
+        project.check()
         return project
 
+    def check(self) -> None:
+        """``problems`` from the store's quick per-image check (never raises: a check that
+        cannot run is itself reported)."""
+        try:
+            found = self.store.image_problems()
+        except LungSamError as exc:
+            found = {"": str(exc)}
+        shown = {r.rel_path for r in self.records}
+        self.problems = {rel: text for rel, text in found.items() if rel in shown or not rel}
+
+    def flag(self, rel: str, text: str) -> None:
+        """Record a problem found while working (an image replaced under the window)."""
+        self.problems[rel] = text
+
     def refresh(self, rels: set[str] | None = None) -> None:
-        """Reload records (statuses) from the store, keeping the same image set."""
-        wanted = rels if rels is not None else {r.rel_path for r in self.records}
-        known = {r.rel_path: r for r in self.store.list_images() if r.rel_path in wanted}
+        """Reload records (statuses) from the store, keeping the same image set; annotated
+        images whose file is gone stay listed (a folder's project), so their masks are not
+        forgotten."""
+        wanted = set(rels if rels is not None else {r.rel_path for r in self.records})
+        listed = self.store.list_images()
+        if self.only is None:
+            wanted |= {r.rel_path for r in listed if r.latest_version is not None}
+        known = {r.rel_path: r for r in listed if r.rel_path in wanted}
         missing = sorted(wanted - set(known))  # read-only store that never saw these files
         extra = [ImageRecord(-1, rel, "new", None, None) for rel in missing]
         self.records = sort_records([*known.values(), *extra], self.qualities, self.sort_mode)
@@ -170,10 +202,14 @@ class Project:
     def latest(self, index: int) -> Annotation | None:
         return self.store.latest_annotation(self.records[index].rel_path)
 
-    def save(self, index: int, masks: dict, kind: str, model: tuple[str | None, str | None], prompts: dict) -> int:
+    def save(self, index: int, masks: dict, kind: str, model: tuple[str | None, str | None], prompts: dict,
+             image_content: tuple[str, int] | None = None) -> int:
+        """A new version; ``image_content`` is (sha256, size) of the image the masks were drawn on."""
         version = self.store.save_annotation(
-            self.records[index].rel_path, masks, kind, model_name=model[0], model_hash=model[1], prompts=prompts
+            self.records[index].rel_path, masks, kind, model_name=model[0], model_hash=model[1], prompts=prompts,
+            image_content=image_content,
         )
+        self.problems.pop(self.records[index].rel_path, None)
         self._update(index, kind, version)
         return version
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import sqlite3
 import time
 from pathlib import Path
 
@@ -272,28 +271,3 @@ def test_model_versions_upsert_and_activate(store: ProjectStore, tmp_path: Path)
     assert store.active_model()["name"] == "stage1"
     with pytest.raises(ProjectStoreError, match="no model version named 'nope'"):
         store.set_active_model("nope")
-
-
-def test_migration_hook_upgrades_an_older_schema(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with ProjectStore.open(folder) as store:
-        store.register_images(["a.png"])
-
-    def add_note_column(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE images ADD COLUMN note TEXT")
-
-    monkeypatch.setattr(ps, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(ps.MIGRATIONS, 1, add_note_column)
-    with pytest.raises(ProjectStoreError, match="open the project for writing once"):
-        ProjectStore.open(folder, read_only=True)
-    with ProjectStore.open(folder) as store:
-        assert store._conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
-        assert "note" in [row[1] for row in store._conn.execute("PRAGMA table_info(images)")]
-        assert store.counts()["total"] == 1
-    monkeypatch.setattr(ps, "SCHEMA_VERSION", 1)
-    with pytest.raises(ProjectStoreError, match="newer LungSAM"):
-        ProjectStore.open(folder)
-    monkeypatch.setattr(ps, "SCHEMA_VERSION", 2)
-    with ProjectStore.open(folder) as store:  # the failed open left no lock behind
-        assert store.counts()["total"] == 1

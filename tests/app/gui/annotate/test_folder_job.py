@@ -60,7 +60,7 @@ def test_segment_folder_then_review_doubtful_first(qtbot, shipped_model, review_
     assert {p: sha256(p) for p in corrected_files} == hashes  # corrected mask bytes unchanged
     assert by_rel[corrected].status == "corrected" and len(project.store.history(corrected)) == 1
     assert project.store.latest_annotation(corrected).kind == "corrected"
-    assert by_rel["broken.png"].status == "new" and "broken.png" in project.problems
+    assert by_rel["broken.png"].status == "new" and "broken.png" in project.unreadable
     broken_row = project.index_of("broken.png")
     assert window.image_list.model.index(broken_row).data(PROBLEM_ROLE)  # listed as unreadable
     assert "1 unreadable" in window.statusBar().currentMessage()
@@ -69,6 +69,8 @@ def test_segment_folder_then_review_doubtful_first(qtbot, shipped_model, review_
     annotation = project.store.latest_annotation(new_images[0])
     assert annotation.kind == "model" and set(annotation.masks) == {"right lung", "left lung"}
     assert set(annotation.prompts["auto"]) >= {"boxes", "quality", "signals"}
+    # tied to the content it was drawn on: a file replaced later does not inherit these masks
+    assert annotation.image_sha256 == sha256(folder / new_images[0])
     # the image on screen when the job came by shows its masks and editable boxes
     assert set(window.canvas.box_items) == {"right lung", "left lung"}
 

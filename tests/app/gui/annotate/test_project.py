@@ -60,9 +60,10 @@ def test_model_output_is_autosaved_as_model_and_on_image_change(qtbot, gui_model
     drag_box(qtbot, window, (30, 40, 220, 230))
     wait_settled(qtbot, window)
     rel = window.annotator.session.rel_path
-    with qtbot.waitSignal(window.saved, timeout=5000):
-        pass  # the 200 ms autosave timer fires
     store = window.project.store
+    # the 200 ms autosave timer fires (maybe already during wait_settled on a loaded machine,
+    # so wait for its effect, not for a signal that may have gone by)
+    qtbot.waitUntil(lambda: store.latest_annotation(rel) is not None, timeout=5000)
     wait_settled(qtbot, window)
     qtbot.waitUntil(lambda: not window.annotator.session.dirty, timeout=5000)  # all autosaved
     autosaved = store.latest_annotation(rel)
@@ -201,3 +202,23 @@ def test_a_killed_window_loses_nothing_autosaved(qtbot, gui_model, image_folder,
     assert hashlib.sha256(np.packbits(restored)).hexdigest() == digest
     assert window.project.records[window.index].status == "model"
     assert window.project.store.verify() == []
+
+
+def test_undoing_everything_after_a_save_is_what_reopening_shows(qtbot, gui_model, synthetic_folder, make_window):
+    """Found by the monkey: an image whose masks were all undone after a save came back with
+    the saved masks, because an empty session was "nothing to save"."""
+    window = make_window([synthetic_folder])
+    window.go_to(0)
+    wait_ready(qtbot, window)
+    drag_box(qtbot, window, (10, 10, 100, 85))
+    wait_settled(qtbot, window)
+    assert window.save_current("corrected") == 1
+    while window.annotator.undo():
+        pass
+    assert window.annotator.session.masks == {}
+    window.go_to(1)
+    wait_ready(qtbot, window)
+    window.go_to(0)
+    wait_ready(qtbot, window)
+    assert not any(mask.any() for mask in window.annotator.session.masks.values())
+    assert window.project.store.latest_annotation("img0.png").version == 2
