@@ -266,6 +266,8 @@ class Annotator(QObject):
         apply_proposal(self.session, proposal, result.quality, result.signals, self._provenance(request))
         self.redraw(["lungs", *LUNG_ROWS])
         problem = f"; {proposal.problem}" if proposal.problem else ""
+        if proposal.source != "box head":  # an official checkpoint, or a damaged head file
+            problem += "; found from the whole image (this model has no box head: less exact)"
         self.message.emit(f"proposed both lungs, quality {round(float(result.quality), 4):.3f}{problem} (drag a box's corner or edge to correct)")
         self.proposal_scored.emit(result.quality)
         self.changed.emit()
