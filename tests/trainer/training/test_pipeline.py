@@ -38,6 +38,9 @@ def test_stage1_stage2_int8_export_and_eval(small_set, tmp_path):
     int8_dir = tmp_path / "s2" / "int8"
     int8 = load_model(int8_dir)
     assert int8.is_int8
+    # the zero-click box head of the base comes along (Stage 1's best, then Stage 2's INT8)
+    assert int8.box_head is not None and load_model(tmp_path / "s1" / "best").box_head is not None
+    assert int8.meta["box_head"]["provenance"]["carried_from"]
     assert int8.meta["merged_adapter"]["rank_pattern"] == pattern, "INT8 keeps Stage 1's pruning"
     with safe_open(str(int8_dir / "weights.safetensors"), "pt") as f:
         dtypes = {k: str(f.get_slice(k).get_dtype()) for k in f.keys()}
