@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.atomic import atomic_write_with
 from engine.errors import LungSamError
+from engine.measure import tight_box
 from engine.project.store import (
     LABELS,
     Annotation,
@@ -176,9 +177,11 @@ def rle_decode(rle: dict) -> np.ndarray:
 
 
 def _bbox(mask: np.ndarray) -> list[int]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+    """COCO's x, y, width, height of a non-empty mask."""
+    box = tight_box(mask)
+    assert box is not None  # the caller skips empty masks
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def export_coco(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from engine.measure import tight_box
 from engine.predict import Predictor
 
 IMAGE_LEFT, IMAGE_RIGHT = 0, 1  # rows of LungProposal.lung_boxes / masks
@@ -62,15 +63,6 @@ class LungProposal:
     @property
     def union(self) -> np.ndarray:
         return np.asarray(self.masks.any(axis=0))
-
-
-def tight_box(mask: np.ndarray) -> np.ndarray | None:
-    """x0, y0, x1, y1 (x1/y1 exclusive) of a bool mask, None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
 
 
 def main_parts(mask: np.ndarray, min_fraction: float = MIN_PART_FRACTION) -> np.ndarray:

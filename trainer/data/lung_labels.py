@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from engine.measure import tight_box
+
 IMAGE_LEFT, IMAGE_RIGHT = 1, 2
 
 
@@ -70,10 +72,4 @@ def labels_from_masks(union: np.ndarray, left: np.ndarray | None, right: np.ndar
     return labels
 
 
-def box_of(mask: np.ndarray) -> np.ndarray | None:
-    """Tight x0, y0, x1, y1 box (x1/y1 exclusive pixel edges) or None for an empty mask."""
-    rows = np.nonzero(mask.any(axis=1))[0]
-    cols = np.nonzero(mask.any(axis=0))[0]
-    if len(rows) == 0:
-        return None
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
+box_of = tight_box  # the tight box of a lung label (one definition: engine.measure.extent)

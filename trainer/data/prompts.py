@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.measure import tight_box
 from trainer.data.lung_labels import IMAGE_LEFT, IMAGE_RIGHT
 
 PROMPT_KINDS = ("union", "image_left", "image_right")
@@ -14,14 +15,6 @@ def _target(labels: np.ndarray, kind: str) -> np.ndarray:
     if kind == "union":
         return labels > 0
     return labels == (IMAGE_LEFT if kind == "image_left" else IMAGE_RIGHT)
-
-
-def tight_box(mask: np.ndarray) -> np.ndarray | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
 
 
 def batch_prompts(
