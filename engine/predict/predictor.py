@@ -219,17 +219,7 @@ class Predictor:
             size = self._require_image().original_size
             valid = validate_boxes(boxes, size)
             box_t = torch.as_tensor(boxes_to_input(valid, size, self.config.img_size), dtype=torch.float)
-            with torch.inference_mode():
-                sparse, dense = self.sam.prompt_encoder(points=None, boxes=box_t.to(self.device), masks=None)
-                low_res, iou = self.sam.mask_decoder(
-                    image_embeddings=self._device_features(),
-                    image_pe=self.sam.prompt_encoder.get_dense_pe(),
-                    sparse_prompt_embeddings=sparse,
-                    dense_prompt_embeddings=dense,
-                    multimask_output=token > 0,
-                )
-            if token:
-                low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
+            low_res, iou = self._decode_low_res(box_t, None, None, None, False, token)
         return low_res[:, 0].float().cpu().numpy(), iou[:, 0].float().cpu().numpy()
 
     def _mask_input_tensor(self, mask_input: np.ndarray, batch: int) -> torch.Tensor:
@@ -246,7 +236,9 @@ class Predictor:
         return torch.from_numpy(arr)
 
     @torch.inference_mode()
-    def _decode(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
+    def _decode_low_res(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
+        """Prompt encoder + mask decoder on the current embedding: low-res logits and predicted
+        IoU, the candidates of style ``token`` only when it is not the default."""
         dev = self.device
         sparse, dense = self.sam.prompt_encoder(
             points=(points.to(dev), labels.to(dev)) if points is not None else None,
@@ -262,9 +254,13 @@ class Predictor:
         )
         if token:  # the multimask output holds tokens 1..3
             low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
+        return low_res, iou
+
+    def _decode(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
+        low_res, iou = self._decode_low_res(boxes, points, labels, mask_input, multimask_output, token)
+        current = self._require_image()
         masks = masks_at_original(
-            low_res, self._require_image().input_size, self._require_image().original_size, self.config.img_size,
-            self.sam.mask_threshold,
+            low_res, current.input_size, current.original_size, self.config.img_size, self.sam.mask_threshold,
         )
         return masks, iou.float().cpu().numpy(), low_res.float().cpu().numpy()
 

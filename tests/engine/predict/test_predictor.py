@@ -149,3 +149,13 @@ def test_points_need_labels_and_must_be_inside(loaded_tiny):
 def test_predict_before_set_image_is_an_error(loaded_tiny):
     with pytest.raises(PromptError, match="no image"):
         Predictor(loaded_tiny, device="cpu").predict(boxes=[0, 0, 5, 5])
+
+
+def test_low_res_decode_is_the_same_decode_without_upsampling(varied_model):
+    """predict_low_res (the quality check's many decodes) runs the decoder predict runs."""
+    ours = Predictor(varied_model, device="cpu")
+    ours.set_image(synthetic_cxr(90, 120, seed=4))
+    boxes = np.array([[5.0, 10.0, 60.0, 80.0], [50.0, 8.0, 115.0, 85.0]])
+    full = ours.predict(boxes=boxes)
+    low, iou = ours.predict_low_res(boxes)
+    assert np.array_equal(low, full.low_res_logits[:, 0]) and np.array_equal(iou, full.scores[:, 0])
