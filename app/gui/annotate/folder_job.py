@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.gui.annotate.loader import load_with_content
 from app.gui.annotate.zero_click import lung_masks, saved_prompts
-from engine.imaging import LoadedImage, load_image
-from engine.project import file_content
+from engine.imaging import LoadedImage
 
 if TYPE_CHECKING:
     from engine.propose import AutoResult
@@ -53,15 +53,6 @@ class FolderResult:
     problem: str | None = None  # the proposal's own note (one lung, none found)
     error: str | None = None  # unreadable file: the message for the image list
     image_content: tuple[str, int] | None = None  # (sha256, size) of the file the masks were drawn on
-
-
-def load_with_content(path: Path) -> LoadedImage:
-    """The decoded image with the (sha256, size) of its file, so its masks are tied to this
-    content (a file replaced later does not inherit them), as the window's loader does."""
-    content = file_content(Path(path))
-    image = load_image(path)
-    image.source = content
-    return image
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,16 @@ def _file_key(path: str) -> str:
     return f"{path}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
+def load_with_content(path: str | Path) -> LoadedImage:
+    """The decoded image with the (sha256, size) of its file bytes, so masks drawn on it are
+    tied to this content (a file replaced later does not inherit them). The window's loader
+    and the folder job both read images this way."""
+    content = file_content(Path(path))
+    image = load_image(path)
+    image.source = content
+    return image
+
+
 def image_nbytes(image: LoadedImage) -> int:
     return int(image.pixels.nbytes + (image.raw.nbytes if image.raw is not None else 0))
 
@@ -119,9 +129,7 @@ class ImageLoader(QObject):
             if image is not None:
                 self._images.move_to_end(key)
                 return image
-        content = file_content(Path(path))
-        image = load_image(path)
-        image.source = content
+        image = load_with_content(path)
         with self._images_lock:
             self._images[key] = image
             total = sum(image_nbytes(i) for i in self._images.values())
