@@ -34,16 +34,21 @@ def acquire_lock(path: Path, root: Path) -> int | None:
         os.close(fd)
         if not isinstance(exc, BlockingIOError):
             raise ProjectStoreError(f"{root}: cannot lock the project ({exc.strerror})") from exc
-        pid, host = lock_holder(path)
-        raise ProjectLockedError(
-            f"{root} is open in another LungSAM window (pid {pid or '?'} on {host or '?'}); "
-            "open it read-only or close the other window",
-            pid,
-            host,
-        ) from None
+        raise _held_by_another(path, root) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
     return fd
+
+
+def _held_by_another(path: Path, root: Path) -> ProjectLockedError:
+    """The error for a lock another window holds, naming its pid and host when known."""
+    pid, host = lock_holder(path)
+    return ProjectLockedError(
+        f"{root} is open in another LungSAM window (pid {pid or '?'} on {host or '?'}); "
+        "open it read-only or close the other window",
+        pid,
+        host,
+    )
 
 
 def probe_lock(path: Path, root: Path) -> int | None:
@@ -67,13 +72,7 @@ def probe_lock(path: Path, root: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        pid, host = lock_holder(path)
-        raise ProjectLockedError(
-            f"{root} is open in another LungSAM window (pid {pid or '?'} on {host or '?'}); "
-            "open it read-only or close the other window",
-            pid,
-            host,
-        ) from None
+        raise _held_by_another(path, root) from None
     return fd
 
 
