@@ -172,6 +172,23 @@ class WindowCommands:
             self.window_level = self.windower.preset(key)
             self._apply_window()
 
+    def _window_dragged(self, dx: float, dy: float, final: bool) -> None:
+        if self.windower is None:
+            return
+        if self._wl_start is None:
+            self._wl_start = self.window_level
+        self.window_level = self.windower.dragged(self._wl_start, dx, dy)
+        if final:
+            self._wl_start = None
+        if not self._wl_timer.isActive():
+            self._wl_timer.start()
+
+    def _apply_window(self) -> None:
+        if self.windower is not None and self.window_level is not None:
+            self.canvas.update_pixels(self.windower.apply(self.window_level))
+            w = self.window_level
+            self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
+
     def _add_window_presets(self) -> None:
         menu = self.menus["View"].addMenu("Window presets")
         for preset in PRESETS:

@@ -45,6 +45,7 @@ from app.gui.folder_commands import FolderCommands
 from app.gui.heap import release_freed_memory
 from app.gui.layout_memory import remember_layout, restore_layout
 from app.gui.model_menu import ModelMenu
+from app.gui.project_health import ProjectHealthView
 from app.gui.review_commands import ReviewCommands
 from app.gui.status import StatusFields
 from app.gui.toolbar import build_toolbar
@@ -58,7 +59,7 @@ NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
 
 
-class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands, QMainWindow):
+class MainWindow(FolderCommands, ReviewCommands, ExportCommands, ProjectHealthView, WindowCommands, QMainWindow):
     AUTOSAVE_MS = 5000
     AREAS_MS = 100
     saved = Signal(str, int)  # rel_path, version
@@ -255,21 +256,6 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
         self.go_to(start)
         return True
 
-    def _show_banner(self) -> None:
-        """Why the project is read-only, and which images have problems (per image)."""
-        project = self.project
-        lines = []
-        if project is not None and project.read_only:
-            lines.append(f"Read-only: {project.read_only_reason}. Your edits in this window are not saved.")
-        if project is not None and project.problems:
-            items = sorted(project.problems.items())
-            shown = "; ".join(f"{rel or 'project'}: {text}" for rel, text in items[:3])
-            more = f" (and {len(items) - 3} more, marked in the image list)" if len(items) > 3 else ""
-            lines.append(f"{len(items)} image{'s' if len(items) != 1 else ''} with problems: {shown}{more}."
-                         " `lungsam project check` lists them all.")
-        self.banner.setText("\n".join(lines))
-        self.banner.setVisible(bool(lines))
-
     def go_to(self, index: int) -> None:
         if self.project is None or not 0 <= index < len(self.project.records) or index == self.index:
             return
@@ -339,13 +325,6 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
                 self._flag(self.project.records[self.index].rel_path, message)
             self.show_error(message)
 
-    def _flag(self, rel: str, text: str) -> None:
-        """A problem found while working: list mark and banner."""
-        if self.project is not None and self.project.problems.get(rel) != text:
-            self.project.flag(rel, text)
-            self.image_list.model.set_problems(self.project.problems)
-            self._show_banner()
-
     def _update_counts(self) -> None:
         if self.project is not None:
             self.image_list.set_counts(self.project.counts())
@@ -404,24 +383,6 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, WindowCommands,
         self._refresh_row()
         self.saved.emit(session.rel_path, version)
         return version
-
-    # -- window/level ----------------------------------------------------------------------
-    def _window_dragged(self, dx: float, dy: float, final: bool) -> None:
-        if self.windower is None:
-            return
-        if self._wl_start is None:
-            self._wl_start = self.window_level
-        self.window_level = self.windower.dragged(self._wl_start, dx, dy)
-        if final:
-            self._wl_start = None
-        if not self._wl_timer.isActive():
-            self._wl_timer.start()
-
-    def _apply_window(self) -> None:
-        if self.windower is not None and self.window_level is not None:
-            self.canvas.update_pixels(self.windower.apply(self.window_level))
-            w = self.window_level
-            self.statusBar().showMessage(f"window {w.center:.0f} / {w.width:.0f}", 3000)
 
     # -- messages and close ----------------------------------------------------------------
     def show_error(self, text: str, modal_info: bool = False) -> None:
