@@ -33,7 +33,7 @@ from engine.predict import EmbeddingCache, Predictor
 from engine.propose import propose_lungs, quality_score, quality_signals
 from trainer.data import IMAGE_LEFT, IMAGE_RIGHT, find_pairs, tight_box
 from trainer.evaluation import dice
-from trainer.evaluation.evaluate import load_ground_truth
+from trainer.evaluation.evaluate import load_ground_truth, lungs_swapped
 from trainer.evaluation.ranking import auroc, caught_in_top
 from trainer.training import read_exclude
 
@@ -67,13 +67,12 @@ def measure(predictor: Predictor, folder: Path, style: str | None, exclude: list
         lung_boxes = [b for b in (tight_box(labels == IMAGE_LEFT), tight_box(labels == IMAGE_RIGHT)) if b is not None]
         lung_box_mask = predictor.predict(boxes=np.asarray(lung_boxes), style=style).masks[:, 0].any(0)
         straight = dice(proposal.masks[0], labels == IMAGE_LEFT) + dice(proposal.masks[1], labels == IMAGE_RIGHT)
-        crossed = dice(proposal.masks[0], labels == IMAGE_RIGHT) + dice(proposal.masks[1], labels == IMAGE_LEFT)
         row = {
             "name": pair.name, "set": folder.name if folder.name not in ("val", "train", "test") else
             f"{folder.parent.name}/{folder.name}",
             "box_dice": dice(box_mask, gt.union), "lung_box_dice": dice(lung_box_mask, gt.union),
             "auto_dice": dice(proposal.union, gt.union),
-            "lung_dice": straight / 2, "swapped": bool(crossed > straight), "found": proposal.found,
+            "lung_dice": straight / 2, "swapped": lungs_swapped(proposal.masks, labels), "found": proposal.found,
             "quality": quality_score(signals, proposal.found), "seconds": seconds, **signals.as_dict(),
         }
         if flip:

@@ -86,6 +86,8 @@ class Predictor:
                 self.device = resolve_device(device)
             self.model = model
             self.sam = model.sam.to(self.device).eval()
+            if model.box_head is not None:
+                model.box_head.to(self.device).eval()
             self.config = model.config
             self._current = None
             self._current_hash = None
@@ -150,7 +152,6 @@ class Predictor:
             return None
         with self._lock, torch.inference_mode():
             current = self._require_image()
-            head = head.to(self.device).eval()
             unit = head(self._device_features().float())[0].float().cpu().numpy()
             return boxes_from_input(unit * self.config.img_size, current.original_size, self.config.img_size)
 

@@ -244,6 +244,14 @@ def prompt_boxes(gt: GroundTruth, prompt: str) -> tuple[np.ndarray, list[int]]:
 # ----------------------------------------------------------------------------- evaluation
 
 
+def lungs_swapped(masks: np.ndarray, labels: np.ndarray) -> bool:
+    """True when the image-left / image-right masks (2 x H x W) each match the other GT lung of
+    ``labels`` (0, IMAGE_LEFT, IMAGE_RIGHT) better than their own."""
+    crossed = dice(masks[0], labels == IMAGE_RIGHT) + dice(masks[1], labels == IMAGE_LEFT)
+    straight = dice(masks[0], labels == IMAGE_LEFT) + dice(masks[1], labels == IMAGE_RIGHT)
+    return bool(crossed > straight)
+
+
 def evaluate_image(
     predictor: Any, gt: GroundTruth, prompt: str, timing: dict[str, float], style: str | None = None
 ) -> dict[str, Any]:
@@ -277,9 +285,7 @@ def evaluate_image(
         row["dice_lung_mean"] = float(np.mean(found)) if found else math.nan
     if prompt == "auto":
         row["quality"] = quality
-        crossed = dice(masks[0], gt.labels == IMAGE_RIGHT) + dice(masks[1], gt.labels == IMAGE_LEFT)
-        straight = dice(masks[0], gt.labels == IMAGE_LEFT) + dice(masks[1], gt.labels == IMAGE_RIGHT)
-        row["lungs_swapped"] = float(crossed > straight)
+        row["lungs_swapped"] = float(lungs_swapped(masks, gt.labels))
     done = time.perf_counter()
     timing["load"] += prompted - start
     timing["embed"] += embedded - prompted
