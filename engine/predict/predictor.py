@@ -18,6 +18,7 @@ from engine.device import resolve_device
 from engine.errors import PromptError
 from engine.models import LoadedModel
 from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
+from engine.predict.focus import focus_merge
 from engine.predict.prompt_region import restrict_masks
 from engine.predict.prompts import point_prompts, validate_boxes
 from engine.sam import (
@@ -170,6 +171,7 @@ class Predictor:
         multimask_output: bool = False,
         style: str | int | None = None,
         restrict: bool = True,
+        focus: bool = False,
     ) -> Prediction:
         """Masks for one or several boxes and/or points, all in original-image pixels.
 
@@ -179,6 +181,9 @@ class Predictor:
         ``style``: the annotation convention (:mod:`engine.sam.styles`), default style 0.
         ``restrict``: limit each mask to its prompt (:mod:`engine.predict.prompt_region`); the
         low-res logits are the model's own either way.
+        ``focus``: the last point is a corrective click on the mask of ``mask_input``: only a
+        disk around it takes the new logits, the rest keeps ``mask_input``
+        (:mod:`engine.predict.focus`); ``low_res_logits`` are then the merged ones.
         """
         self._require_image()
         token = style_index(self.sam, style)
@@ -205,7 +210,19 @@ class Predictor:
                 raise PromptError("give at least one box or one point")
             if mask_input is not None:
                 mask_t = self._mask_input_tensor(mask_input, batch)
-            masks, scores, low = self._decode(box_t, point_t, label_t, mask_t, multimask_output, token)
+            if focus and (mask_t is None or point_t is None or multimask_output):
+                raise PromptError("a focused correction needs the previous logits, a click and one mask per prompt")
+            low_res, iou = self._decode_low_res(box_t, point_t, label_t, mask_t, multimask_output, token)
+            if focus:
+                assert mask_t is not None and point_t is not None
+                merged = [
+                    focus_merge(mask_t[b].numpy(), low_res[b].float().cpu().numpy(), tuple(point_t[b, -1].tolist()), long_side)
+                    for b in range(batch)
+                ]
+                low_res = torch.from_numpy(np.stack(merged)).to(low_res.device)
+            current = self._require_image()
+            masks = masks_at_original(low_res, current.input_size, current.original_size, long_side, self.sam.mask_threshold)
+            scores, low = iou.float().cpu().numpy(), low_res.float().cpu().numpy()
             if restrict:
                 masks = restrict_masks(
                     masks, valid if boxes is not None else None,
@@ -293,14 +310,6 @@ class Predictor:
         if token:  # the multimask output holds tokens 1..3
             low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
         return low_res, iou
-
-    def _decode(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
-        low_res, iou = self._decode_low_res(boxes, points, labels, mask_input, multimask_output, token)
-        current = self._require_image()
-        masks = masks_at_original(
-            low_res, current.input_size, current.original_size, self.config.img_size, self.sam.mask_threshold,
-        )
-        return masks, iou.float().cpu().numpy(), low_res.float().cpu().numpy()
 
     def _require_image(self) -> CachedEmbedding:
         """The current image's embedding record; PromptError when no image is set."""

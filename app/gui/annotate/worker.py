@@ -262,6 +262,7 @@ class ModelWorker(QObject):
                 point_labels=request.point_labels or None,
                 mask_input=request.mask_input,
                 style=request.style,
+                focus=request.mask_input is not None and bool(request.points),  # a corrective click
             )
         except Exception as exc:
             self.predict_failed.emit(request, str(exc))

@@ -74,9 +74,11 @@ def test_anatomical_style_draws_the_gb_radiologists_convention_on_unseen_images(
 
 
 def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
-    """Twenty real val images, the standard click protocol (trainer.evaluation.clicks): the mean
-    Dice rises with each of three clicks (measured on all 932: 0.9623 -> 0.9657 -> 0.9672 ->
-    0.9680; the previous default, trained on boxes only, fell with every click)."""
+    """Twenty real val images, the standard click protocol (trainer.evaluation.clicks), each click
+    editing the mask around it (engine.predict.focus): the mean Dice rises with each of three
+    clicks and at most one image gets worse at the first click (measured on these twenty:
+    0.9651 -> 0.9679 -> 0.9696 -> 0.9704, 0 worse at click 1; without the focus 6 of 20 got
+    worse; the previous default, trained on boxes only, fell with every click)."""
     from trainer.data import find_pairs
     from trainer.evaluation import evaluate_clicks
 
@@ -85,3 +87,4 @@ def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
     means = summary["mean_dice"]
     assert all(b > a for a, b in zip(means, means[1:], strict=False)), means
     assert means[3] > means[0] + 0.002, means
+    assert summary["worse"][0] <= 1, summary["worse"]
