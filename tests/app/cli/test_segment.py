@@ -120,3 +120,5 @@ def test_models_lists_installed_models_with_their_styles(capsys):
     out = capsys.readouterr().out
     assert "* lungsam-compact-int8" in out and "styles: visible, anatomical" in out
     assert "lungsam-compact-base" in out
+    twin = next(line for line in out.splitlines() if "lungsam-compact-fp32" in line)
+    assert "float (float16 on disk)" in twin and "(FP32 twin of lungsam-compact-int8)" in twin
