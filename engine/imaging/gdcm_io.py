@@ -42,8 +42,7 @@ def keep_gdcm_out_of_process() -> None:
     JPEG when python-gdcm is installed); pylibjpeg and Pillow stay."""
     from pydicom.pixels.decoders import base
 
-    for decoder in base._PIXEL_DATA_DECODERS.values():
-        decoder = decoder[0] if isinstance(decoder, tuple) else decoder
+    for decoder, _ in base._PIXEL_DATA_DECODERS.values():  # (decoder, the pydicom version that added it)
         if "gdcm" in getattr(decoder, "available_plugins", ()):
             try:
                 decoder.remove_plugin("gdcm")
