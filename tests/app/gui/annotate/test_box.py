@@ -75,10 +75,11 @@ def test_clicks_refine_with_the_previous_low_res_logits(qtbot, gui_model, image_
     predictor = Predictor(load_model(gui_model), device="cpu")
     predictor.set_image(window.image.pixels)
     first = predictor.predict(boxes=np.array(box))
+    # each click a focused correction of the mask before it (engine.predict.focus)
     second = predictor.predict(boxes=np.array(box), points=np.array(prompt.points[:1]), point_labels=[1],
-                               mask_input=first.low_res_logits)
+                               mask_input=first.low_res_logits, focus=True)
     third = predictor.predict(boxes=np.array(box), points=np.array(prompt.points), point_labels=[1, 0],
-                              mask_input=second.low_res_logits)
+                              mask_input=second.low_res_logits, focus=True)
     assert np.array_equal(window.annotator.session.masks["lungs"], third.masks[0, 0])
 
 
