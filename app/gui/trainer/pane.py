@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QGroupBox,
@@ -39,6 +39,10 @@ from app.gui.trainer.result_view import ResultView
 from app.gui.trainer.run_view import RunView, stage_title
 from app.gui.trainer.settings import TrainSettings
 from engine.errors import LungSamError
+
+PANE_WIDTH = 440
+"""The pane's column: every setting, the result table and the buttons fit without a
+horizontal scroll bar."""
 
 
 class TrainerPane(TrainerModels, QWidget):
@@ -119,7 +123,12 @@ class TrainerPane(TrainerModels, QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(440)
+        self.setMinimumWidth(PANE_WIDTH)
+
+    def sizeHint(self) -> QSize:
+        """The column opens at its minimum width (the plots would ask for 600 px): the canvas
+        beside it stays usable at the default window size."""
+        return QSize(PANE_WIDTH, super().sizeHint().height())
 
     # Shortcuts used by tests and the demo.
     @property
