@@ -1,7 +1,9 @@
 """The trainer pane's data section: the corrected images, the split the run will use, the base.
 
 Widgets only: the pane computes the split (:func:`trainer.finetune.preview_split`) and the
-base model; this shows them and forwards "Base model..." as ``base_chosen(folder)``.
+base model; this shows them, says before a run when too few images are held back for the
+comparison to tell (:func:`trainer.finetune.held_back_note`), and forwards "Base model..." as
+``base_chosen(folder)``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trainer.finetune import SplitPreview
+from trainer.finetune import SplitPreview, held_back_note
+
+NOTE_STYLE = "background: #7a5b00; color: white; padding: 4px;"
 
 
 class DataView(QWidget):
@@ -32,6 +36,11 @@ class DataView(QWidget):
         self.split_view.setHeaderLabels(["Image", "Used for"])
         self.split_view.setRootIsDecorated(False)
         self.split_view.setMaximumHeight(120)
+        self.held_back_note = QLabel("")
+        self.held_back_note.setObjectName("held-back-note")
+        self.held_back_note.setWordWrap(True)
+        self.held_back_note.setStyleSheet(NOTE_STYLE)
+        self.held_back_note.setVisible(False)
         self.base_label = QLabel("-")
         self.base_label.setWordWrap(True)
         choose = QPushButton("Base model...")
@@ -41,13 +50,17 @@ class DataView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.label)
         layout.addWidget(self.split_view)
+        layout.addWidget(self.held_back_note)
         row = QHBoxLayout()
         row.addWidget(self.base_label, 1)
         row.addWidget(choose)
         layout.addLayout(row)
 
-    def show_split(self, split: SplitPreview | None, message: str = "") -> None:
+    def show_split(self, split: SplitPreview | None, message: str = "", val_fraction: float = 0.2) -> None:
         self.split_view.clear()
+        note = held_back_note(len(split.val), val_fraction) if split is not None else None
+        self.held_back_note.setText(note or "")
+        self.held_back_note.setVisible(note is not None)
         if split is None:
             self.label.setText(message)
             return

@@ -66,6 +66,36 @@ def test_with_the_shipped_models_the_pane_preselects_lungsam_compact_base(qtbot,
     assert pane.data_view.base_label.text().startswith("Base model: lungsam-compact-base [compact, FP32]")
 
 
+def test_too_few_held_back_images_are_said_before_the_run(qtbot, gui_model, corrected_project, make_window,
+                                                          tmp_path):
+    """Six corrected images hold back one: the pane says so, with the minimum and how many
+    patients would do, before anyone trains; one corrected image cannot start at all."""
+    from engine.project import ProjectStore
+
+    window = make_window([corrected_project])
+    window.on_toggle_trainer(True)
+    pane = window.trainer_pane
+    qtbot.waitUntil(lambda: pane.split is not None, timeout=5000)
+    note = pane.data_view.held_back_note
+    assert len(pane.split.val) == 1 and note.isVisible()
+    assert note.text().startswith(f"Only 1 image(s) held back: at least {tp.MIN_HELD_BACK} are needed")
+    assert "about 23 patients' corrected images at 20% held back" in note.text()
+    pane.settings.held_back.setValue(50)
+    assert len(pane.split.val) == 3 and "about 10 patients' corrected images at 50% held back" in note.text()
+
+    single = tmp_path / "single"
+    single.mkdir()
+    image = next(corrected_project.glob("*.png"))
+    shutil.copy(image, single)
+    masks = window.project.store.latest_annotation(image.name).masks
+    with ProjectStore.open(single) as store:
+        store.save_annotation(image.name, masks, "corrected")
+    assert window.open_paths([single])
+    assert not pane.start()
+    assert "nothing can be held back" in pane.status.text() and "b00020" in pane.status.styleSheet()
+    assert not (single / ".lungsam" / "runs").exists() or not any((single / ".lungsam" / "runs").iterdir())
+
+
 def test_verdicts_are_plain_and_keeping_the_current_model_is_the_default_unless_better(qtbot):
     assert tp.verdict(2, -0.0038, [-0.05, 0.04], 0.5).kind == "too_few"
     assert "at least 5" in tp.verdict(2, -0.0038, [-0.05, 0.04], 0.5).text
@@ -179,9 +209,12 @@ def test_opening_another_folder_clears_the_previous_results(qtbot, gui_model, co
     pane.finetune = tp.FineTune(plan, tmp_path / "run")
     pane.result_view.show_summary(summary(8, 0.95, 0.97, [0.01, 0.03], 0.01))
     pane.run_view.append_log("previous run")
+    pane.run_view.on_event({"event": "step", "stage": "stage1", "epoch": 1, "step": 1, "total_steps": 4, "loss": 0.5})
+    pane.run_view.set_status("Finished in 1 min. The new model is better.")
     assert window.open_paths([other])
-    assert pane.finetune is None and pane.result_view.table.item(0, 0) is None
+    assert pane.finetune is None and pane.comparison is None and pane.result_view.table.item(0, 0) is None
     assert pane.run_view.log.toPlainText() == "" and not pane.use_button.isEnabled()
+    assert pane.run_view.plot.loss == {} and pane.status.text() == "" and not pane.result_view.verdict.isVisible()
 
 
 def test_the_wheel_changes_spin_and_combo_boxes_only_when_focused(qtbot, gui_model, make_window):
