@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trainer.finetune import SplitPreview, held_back_note
+from trainer.finetune import SplitPreview, held_back_note, split_problem
 
 NOTE_STYLE = "background: #7a5b00; color: white; padding: 4px;"
 
@@ -58,7 +58,7 @@ class DataView(QWidget):
 
     def show_split(self, split: SplitPreview | None, message: str = "", val_fraction: float = 0.2) -> None:
         self.split_view.clear()
-        note = held_back_note(len(split.val), val_fraction) if split is not None else None
+        note = (split_problem(split) or held_back_note(len(split.val), val_fraction)) if split is not None else None
         self.held_back_note.setText(note or "")
         self.held_back_note.setVisible(note is not None)
         if split is None:

@@ -91,6 +91,7 @@ def test_too_few_held_back_images_are_said_before_the_run(qtbot, gui_model, corr
     with ProjectStore.open(single) as store:
         store.save_annotation(image.name, masks, "corrected")
     assert window.open_paths([single])
+    assert "nothing can be held back" in note.text() and "still run" not in note.text()
     assert not pane.start()
     assert "nothing can be held back" in pane.status.text() and "b00020" in pane.status.styleSheet()
     assert not (single / ".lungsam" / "runs").exists() or not any((single / ".lungsam" / "runs").iterdir())
@@ -148,8 +149,41 @@ def test_the_result_table_is_not_clipped(qtbot, gui_model, make_window):
     qtbot.wait(50)
     cells_fit(view.table)
     assert pane.findChild(QScrollArea).horizontalScrollBar().maximum() == 0
+    note = view.note  # below the table, every line of it
+    assert note.geometry().top() >= view.table.geometry().bottom()
+    assert note.height() >= note.heightForWidth(note.width())
+    assert view.keep_button.geometry().top() >= note.geometry().bottom()
     assert "95% CI +0.0100 to +0.0300" in view.table.item(1, 0).text()  # the pair's row spans both
     assert view.table.columnSpan(1, 0) == 2
+
+
+def test_the_model_history_is_not_clipped(qtbot, gui_model, make_window):
+    """Every column of the history in view (no horizontal scroll bar), each text whole."""
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window()
+    window.on_toggle_trainer(True)
+    history = window.trainer_pane.history
+    versions = [
+        {"name": "lungsam-compact-int8", "created": 1_764_600_000, "active": False,
+         "provenance": {"role": "base"}, "metrics": {}, "path": "/m/base"},
+        {"name": "ft-20261201-150621", "created": 1_764_601_000, "active": True,
+         "provenance": {"base_model": "/m/fp32"}, "metrics": {"dice_after": 0.9482, "dice_before": 0.8816},
+         "path": "/m/ft"},
+    ]
+    history.set_versions(versions, "/m/ft")
+    QApplication.processEvents()
+    tree = history.tree
+    assert tree.horizontalScrollBar().maximum() == 0
+    assert tree.header().length() <= tree.viewport().width()
+    metrics = tree.fontMetrics()
+    for row in range(tree.topLevelItemCount()):
+        item = tree.topLevelItem(row)
+        for column in range(tree.columnCount()):
+            assert metrics.horizontalAdvance(item.text(column)) <= tree.columnWidth(column) - 6, item.text(column)
+    newest = tree.topLevelItem(0)
+    assert newest.text(0) == "ft-20261201-150621" and "0.9482" in newest.text(2) and "in use" in newest.text(3)
+    assert "0.8816" in newest.toolTip(2)  # the current model's Dice, one hover away
 
 
 def test_the_loss_plot_has_a_point_per_step_and_no_empty_axis_before_data(qtbot):
