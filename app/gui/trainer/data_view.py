@@ -8,10 +8,11 @@ comparison to tell (:func:`trainer.finetune.held_back_note`), and forwards "Base
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTreeWidget,
@@ -36,6 +37,12 @@ class DataView(QWidget):
         self.split_view.setHeaderLabels(["Image", "Used for"])
         self.split_view.setRootIsDecorated(False)
         self.split_view.setMaximumHeight(120)
+        self.split_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.split_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long names: "Used for" stays in view
+        header = self.split_view.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.held_back_note = QLabel("")
         self.held_back_note.setObjectName("held-back-note")
         self.held_back_note.setWordWrap(True)
@@ -69,8 +76,9 @@ class DataView(QWidget):
             f"{len(split.val)} held back for validation (never one patient on both sides)")
         for names, use in ((split.train, "train"), (split.val, "held back")):
             for name in names:
-                self.split_view.addTopLevelItem(QTreeWidgetItem([name, use]))
-        self.split_view.resizeColumnToContents(0)
+                item = QTreeWidgetItem([name, use])
+                item.setToolTip(0, name)
+                self.split_view.addTopLevelItem(item)
 
     def show_base(self, text: str, tooltip: str = "") -> None:
         self.base_label.setText(text)

@@ -157,12 +157,21 @@ def test_the_result_table_is_not_clipped(qtbot, gui_model, make_window):
     assert view.table.columnSpan(1, 0) == 2
 
 
-def test_the_model_history_is_not_clipped(qtbot, gui_model, make_window):
-    """Every column of the history in view (no horizontal scroll bar), each text whole."""
+def test_the_split_list_and_the_model_history_are_not_clipped(qtbot, gui_model, make_window):
+    """Every column of both lists in view (no horizontal scroll bar); history texts whole, a
+    long image name elided in the middle with the whole name in its tooltip."""
     from PySide6.QtWidgets import QApplication
 
     window = make_window()
     window.on_toggle_trainer(True)
+    QApplication.processEvents()  # the pane's own refresh on showing, before ours
+    data = window.trainer_pane.data_view
+    long_name = "SARS-10.1148rg.242035193-g04mr34g05x-Fig5-day9-a-very-long-file-name.jpeg"
+    data.show_split(tp.SplitPreview([long_name, "b.png"], ["c.png"], 3))
+    QApplication.processEvents()
+    split = data.split_view
+    assert split.horizontalScrollBar().maximum() == 0 and split.header().length() <= split.viewport().width()
+    assert split.topLevelItem(0).toolTip(0) == long_name and split.topLevelItem(2).text(1) == "held back"
     history = window.trainer_pane.history
     versions = [
         {"name": "lungsam-compact-int8", "created": 1_764_600_000, "active": False,
