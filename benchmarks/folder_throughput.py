@@ -5,9 +5,11 @@ the DICOM (pixel data, rescale, window) in the background pool, embed, propose b
 score, and save the two lung masks as a model annotation in a fresh project store. The
 images are real radiographs (a covidqu_ex or any image folder, ``--source``) or, without one,
 synthetic chest-like images, each upscaled to 2048 x 2048 and written as 16-bit MONOCHROME2
-DICOMs with a rescale slope and window (what a CR/DX export looks like). Prints images/s for
-the pipelined run and, side by side in the same process, the same work done one stage after
-the other (no prefetch), with the time of each stage.
+DICOMs with a rescale slope and window (what a CR/DX export looks like). Prints images/s,
+side by side in the same process: the pipelined run as the GUI and ``lungsam segment --auto``
+do it (``--workers`` model workers of one torch thread each, decoding ahead, saving on another
+thread), the pipelined run with one model worker on ``--threads`` torch threads, and the same
+work done one stage after the other (no prefetch), with the time of each stage.
 
     python benchmarks/folder_throughput.py --images 40 --threads 2 [--source DATA/covidqu_ex/val/images]
 """
@@ -72,6 +74,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="model (default: the shipped default)")
     parser.add_argument("--source", type=Path, help="folder of real radiographs to upscale into the DICOMs")
+    parser.add_argument("--workers", type=int, help="model workers of the pipelined run (default: as the GUI)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
@@ -82,22 +85,23 @@ def main() -> int:
     from engine.models import load_model
     from engine.predict import EmbeddingCache, Predictor
     from engine.project import ProjectStore
-    from engine.propose import propose_many, segment_one
+    from engine.propose import default_workers, propose_many, segment_one
 
     model = load_model(args.model)
+    workers = args.workers or default_workers()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = write_dicoms(root, args.images, args.source)
         predictor = Predictor(model, device="cpu", cache=EmbeddingCache(max_bytes=0))
         segment_one(predictor, paths[0], load_image(paths[0]), None)  # warm-up
         figures = {}
-        for mode in ("pipelined", "sequential"):
+        for mode in ("pipelined", "one worker", "sequential"):
             store = ProjectStore.open(root)
             store.register_images(paths)
             stages = {"decode": 0.0, "segment": 0.0, "save": 0.0}
             start = time.perf_counter()
-            if mode == "pipelined":
-                results = propose_many(predictor, paths)
+            if mode != "sequential":
+                results = propose_many(predictor, paths, workers=workers if mode == "pipelined" else 1)
             else:
                 def one_by_one(stages: dict[str, float] = stages):
                     for p in paths:
@@ -117,7 +121,7 @@ def main() -> int:
 
             # The GUI saves on its own (GUI) thread while the job segments the next image: the
             # pipelined run does the same with one saver thread; the sequential run saves inline.
-            saver = ThreadPoolExecutor(1) if mode == "pipelined" else None
+            saver = ThreadPoolExecutor(1) if mode != "sequential" else None
             pending = []
             for result in results:
                 assert result.ok and result.proposal is not None, result.error
@@ -138,9 +142,11 @@ def main() -> int:
             figures[mode] = {"images": len(paths), "seconds": seconds, "images_per_s": len(paths) / seconds}
             if mode == "sequential":
                 figures[mode]["stage_ms"] = {k: v / len(paths) * 1000 for k, v in stages.items()}
-    p, s = figures["pipelined"], figures["sequential"]
+    p, one, s = figures["pipelined"], figures["one worker"], figures["sequential"]
+    figures["workers"] = workers
     print(f"model {model.name}, {args.images} DICOMs {SIZE}x{SIZE} 16-bit, {args.threads} threads")
-    print(f"pipelined : {p['images_per_s']:.2f} images/s ({p['seconds']:.1f} s)")
+    print(f"pipelined : {p['images_per_s']:.2f} images/s ({p['seconds']:.1f} s), {workers} model workers of 1 torch thread")
+    print(f"one worker: {one['images_per_s']:.2f} images/s ({one['seconds']:.1f} s), {args.threads} torch threads")
     print(f"sequential: {s['images_per_s']:.2f} images/s ({s['seconds']:.1f} s); per image: "
           + ", ".join(f"{k} {v:.0f} ms" for k, v in s["stage_ms"].items()))
     print(f"pipelining speed-up: {p['images_per_s'] / s['images_per_s']:.2f}x")

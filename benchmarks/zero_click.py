@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.models import load_model
 from engine.predict import EmbeddingCache, Predictor
-from engine.propose import propose_lungs, quality_score, quality_signals
+from engine.propose import propose_lungs, propose_scored
 from trainer.data import IMAGE_LEFT, IMAGE_RIGHT, find_pairs, tight_box
 from trainer.evaluation import dice
 from trainer.evaluation.evaluate import load_ground_truth, lungs_swapped
@@ -59,8 +59,7 @@ def measure(predictor: Predictor, folder: Path, style: str | None, exclude: list
         gt = load_ground_truth(pair)
         start = time.perf_counter()
         predictor.set_image(gt.image.pixels)
-        proposal = propose_lungs(predictor, style)
-        signals = quality_signals(predictor, proposal, style)
+        proposal, signals, quality = propose_scored(predictor, style)
         seconds = time.perf_counter() - start
         box_mask = predictor.predict(boxes=tight_box(gt.union), style=style).masks[0, 0]
         labels = gt.labels
@@ -73,7 +72,7 @@ def measure(predictor: Predictor, folder: Path, style: str | None, exclude: list
             "box_dice": dice(box_mask, gt.union), "lung_box_dice": dice(lung_box_mask, gt.union),
             "auto_dice": dice(proposal.union, gt.union),
             "lung_dice": straight / 2, "swapped": lungs_swapped(proposal.masks, labels), "found": proposal.found,
-            "quality": quality_score(signals, proposal.found), "seconds": seconds, **signals.as_dict(),
+            "quality": quality, "seconds": seconds, **signals.as_dict(),
         }
         if flip:
             predictor.set_image(np.ascontiguousarray(gt.image.pixels[:, ::-1]))

@@ -26,5 +26,7 @@ def test_the_wheels_package_list_is_the_tree():
     shipped = config["package-data"]["lungsam_resources"]
     resources = ROOT / "resources"
     for needed in ("models/DEFAULT", "models/lungsam-compact-base/weights.safetensors",
-                   "models/lungsam-compact-int8/box_head.safetensors", "samples/ARDSSevere.png"):
+                   "models/lungsam-compact-int8/box_head.safetensors", "models/lungsam-compact-fp32/model.json",
+                   "models/lungsam-compact-fp32/weights.safetensors", "models/lungsam-compact-fp32/box_head.safetensors",
+                   "samples/ARDSSevere.png"):
         assert any(Path(needed).match(pattern) for pattern in shipped) and (resources / needed).is_file(), needed

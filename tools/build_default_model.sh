@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default model from ../shared/data, exactly as it was made.
-# Stage 0 (base, from scratch) -> Stage 1 (AdaLoRA) -> Stage 2 (QAT + INT8 export) -> ship.
+# Stage 0 (base, from scratch) -> Stage 1 (AdaLoRA) -> Stage 2 (QAT + INT8 export) -> ship
+# (base, INT8, box head, FP32 twin).
 # Every step resumes after a kill (--resume); re-running the script continues where it stopped.
 # Takes several hours on a 2-core CPU; see resources/models/lungsam-compact-int8/README.md.
 set -euo pipefail
@@ -51,3 +52,8 @@ python tools/ship_default_model.py --base "$RUNS/v2-stage1/best" \
 lungsam train box-head --model resources/models/lungsam-compact-int8 \
   --also resources/models/lungsam-compact-base --data "$DATA/covidqu_ex/train" \
   --val "$DATA/covidqu_ex/val" --cache-dir "$RUNS/.data-cache" --threads "$THREADS"
+
+# The FP32 twin (the compare view's default left side): the same Stage 2 weights before the INT8
+# export, FP16-stored, with the INT8 folder's box head; checks that they re-export to the
+# shipped INT8 weights exactly.
+python tools/ship_fp32_twin.py --stage2 "$RUNS/v2-stage2/best"

@@ -17,8 +17,10 @@ def add_gui_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", help="a folder of images (searched recursively) or image/DICOM files")
     p.add_argument("--model", help="model name, model folder or official .pth (default: shipped default)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
-    p.add_argument("--compare", nargs=2, metavar=("A", "B"),
-                   help="the compare view: models A and B side by side on the first image given")
+    p.add_argument("--compare", nargs="*", metavar="MODEL",
+                   help="the compare view on the first image given: two models A B side by side, or none "
+                        "for the default pair (the FP32 twin lungsam-compact-fp32 vs the shipped "
+                        "lungsam-compact-int8); put image paths before --compare")
     p.set_defaults(func=run_gui)
 
 
@@ -34,15 +36,20 @@ def display_missing(environ: dict[str, str] | None = None, platform: str | None 
 def run_gui(args: argparse.Namespace) -> int:
     from engine.device import resolve_device
 
+    if args.compare is not None and len(args.compare) not in (0, 2):
+        print("lungsam: --compare takes two models (A B) or none (the default pair); "
+              "put image paths before --compare", file=sys.stderr)
+        return 2
     if display_missing():
         print(f"lungsam: {NO_DISPLAY}", file=sys.stderr)
         return 2
 
     resolve_device(args.device)  # CUDA asked for but absent: a clear error before any window
-    if args.compare:
+    if args.compare is not None:
         from app.gui.compare.window import run_compare
 
-        return run_compare(*args.compare, args.paths, device=args.device)
+        model_a, model_b = args.compare or (None, None)
+        return run_compare(model_a, model_b, args.paths, device=args.device)
     from app.gui.app import run
 
     return run(args.paths, model=args.model, device=args.device)

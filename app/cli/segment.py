@@ -206,7 +206,9 @@ def run_models(args: argparse.Namespace) -> int:
         where = "shipped" if entry.shipped else "user"
         mark = "*" if entry.name == default else " "
         mb = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "? MB"
-        print(f"{mark} {entry.name:<28} {kind:<26} {mb:>9}  {where:<7}  styles: {styles}")
+        twin = meta.get("twin") or {}
+        note = f"  (FP32 twin of {twin['of']})" if isinstance(twin, dict) and twin.get("of") else ""
+        print(f"{mark} {entry.name:<28} {kind:<26} {mb:>9}  {where:<7}  styles: {styles}{note}")
     if default:
         print("* default (used when --model is not given)")
     return 0

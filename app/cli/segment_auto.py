@@ -54,7 +54,7 @@ def run_auto(args: argparse.Namespace) -> int:
     from engine.measure import lung_areas_by_image_side
     from engine.models import load_model
     from engine.predict import Predictor
-    from engine.propose import propose_many
+    from engine.propose import default_workers, propose_many
     from engine.sam import style_index
 
     if args.box or args.point or args.prompts:
@@ -70,7 +70,7 @@ def run_auto(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, unreadable = [], 0
-    for result in tqdm(propose_many(predictor, paths, args.style), total=len(paths), unit="image",
+    for result in tqdm(propose_many(predictor, paths, args.style, workers=default_workers()), total=len(paths), unit="image",
                        disable=len(paths) <= 3):
         row = {"name": result.path.stem, "file": result.path.name}
         if not result.ok or result.proposal is None or result.image is None:

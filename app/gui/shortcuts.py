@@ -71,7 +71,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("opacity_down", "More transparent", (",",), "View"),
     ActionSpec("window_preset", "Next &window preset", ("W",), "View", "Cycle window presets (auto 0.5-99.5 %, full, narrow, wide); display only"),
     ActionSpec("compare_models", "&Compare models", (), "View",
-               "Two models side by side on this image and the same live box (default: FP32 base vs the current model)"),
+               "Two models side by side on this image and the same live box (default: the FP32 twin vs the current model)"),
     ActionSpec("toggle_trainer", "&Trainer pane", ("Ctrl+T",), "View", "Fine-tune on the corrected masks, then use the new model", True),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
     ActionSpec("about", "&About LungSAM", (), "Help"),

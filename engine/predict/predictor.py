@@ -18,6 +18,7 @@ from engine.device import resolve_device
 from engine.errors import PromptError
 from engine.models import LoadedModel
 from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
+from engine.predict.focus import focus_merge
 from engine.predict.prompt_region import restrict_masks
 from engine.predict.prompts import point_prompts, validate_boxes
 from engine.sam import (
@@ -52,6 +53,9 @@ class Prediction:
 
 @dataclass(frozen=True)
 class EmbeddingInfo:
+    """How ``set_image`` got the embedding. ``image_hash`` is "" when the predictor's cache
+    keeps nothing (the hash would only serve as its key)."""
+
     image_hash: str
     seconds: float
     from_cache: bool
@@ -115,18 +119,20 @@ class Predictor:
     def _embed(self, image: np.ndarray) -> tuple[CachedEmbedding, EmbeddingInfo, torch.Tensor | None]:
         """Also returns the encoder output still on the device when it was just computed,
         so ``set_image`` on a GPU does not copy the features back up from the CPU cache."""
-        digest = image_hash(image)
+        stores = self.cache.stores
+        digest = image_hash(image) if stores else ""
         key = EmbeddingCache.key(digest, self.model.model_hash)
         start = time.perf_counter()
         with self._lock:
-            cached = self.cache.get(key)
+            cached = self.cache.get(key) if stores else None
             if cached is not None:
                 return cached, EmbeddingInfo(digest, time.perf_counter() - start, True), None
             prepared = prepare_image(image, self.config, self.device)
             with torch.inference_mode():
                 features = self.sam.image_encoder(prepared.tensor).float()
             item = CachedEmbedding(features.cpu(), prepared.input_size, prepared.original_size)
-            self.cache.put(key, item)
+            if stores:
+                self.cache.put(key, item)
         return item, EmbeddingInfo(digest, time.perf_counter() - start, False), features
 
     def set_image(self, image: np.ndarray) -> EmbeddingInfo:
@@ -165,6 +171,7 @@ class Predictor:
         multimask_output: bool = False,
         style: str | int | None = None,
         restrict: bool = True,
+        focus: bool = False,
     ) -> Prediction:
         """Masks for one or several boxes and/or points, all in original-image pixels.
 
@@ -174,6 +181,9 @@ class Predictor:
         ``style``: the annotation convention (:mod:`engine.sam.styles`), default style 0.
         ``restrict``: limit each mask to its prompt (:mod:`engine.predict.prompt_region`); the
         low-res logits are the model's own either way.
+        ``focus``: the last point is a corrective click on the mask of ``mask_input``: only a
+        disk around it takes the new logits, the rest keeps ``mask_input``
+        (:mod:`engine.predict.focus`); ``low_res_logits`` are then the merged ones.
         """
         self._require_image()
         token = style_index(self.sam, style)
@@ -200,7 +210,19 @@ class Predictor:
                 raise PromptError("give at least one box or one point")
             if mask_input is not None:
                 mask_t = self._mask_input_tensor(mask_input, batch)
-            masks, scores, low = self._decode(box_t, point_t, label_t, mask_t, multimask_output, token)
+            if focus and (mask_t is None or point_t is None or multimask_output):
+                raise PromptError("a focused correction needs the previous logits, a click and one mask per prompt")
+            low_res, iou = self._decode_low_res(box_t, point_t, label_t, mask_t, multimask_output, token)
+            if focus:
+                assert mask_t is not None and point_t is not None
+                merged = [
+                    focus_merge(mask_t[b].numpy(), low_res[b].float().cpu().numpy(), tuple(point_t[b, -1].tolist()), long_side)
+                    for b in range(batch)
+                ]
+                low_res = torch.from_numpy(np.stack(merged)).to(low_res.device)
+            current = self._require_image()
+            masks = masks_at_original(low_res, current.input_size, current.original_size, long_side, self.sam.mask_threshold)
+            scores, low = iou.float().cpu().numpy(), low_res.float().cpu().numpy()
             if restrict:
                 masks = restrict_masks(
                     masks, valid if boxes is not None else None,
@@ -222,6 +244,38 @@ class Predictor:
             box_t = torch.as_tensor(boxes_to_input(valid, size, self.config.img_size), dtype=torch.float)
             low_res, iou = self._decode_low_res(box_t, None, None, None, False, token)
         return low_res[:, 0].float().cpu().numpy(), iou[:, 0].float().cpu().numpy()
+
+    def predict_and_probe(
+        self, boxes: object, probe_boxes: object, style: str | int | None = None,
+    ) -> tuple[Prediction, np.ndarray, np.ndarray]:
+        """``predict(boxes=boxes, style=style)`` and ``predict_low_res(probe_boxes, style)`` in
+        one decoder pass: (prediction, probe low-res logits P x h x w, probe IoU (P,)).
+
+        Why: each decoder call costs a fixed ~7 ms on two CPU threads besides ~2.5 ms per box,
+        and zero-click decodes the two lung boxes and then eight jittered copies of them for its
+        quality score (:mod:`engine.propose.quality`). The decoder treats each box on its own,
+        so the result is that of the two separate calls (up to float summation order).
+        """
+        self._require_image()
+        token = style_index(self.sam, style)
+        start = time.perf_counter()
+        with self._lock:
+            current = self._require_image()
+            size = current.original_size
+            valid = validate_boxes(boxes, size)
+            probes = validate_boxes(probe_boxes, size)
+            both = np.concatenate([valid, probes])
+            box_t = torch.as_tensor(boxes_to_input(both, size, self.config.img_size), dtype=torch.float)
+            low_res, iou = self._decode_low_res(box_t, None, None, None, False, token)
+            n = len(valid)
+            masks = masks_at_original(
+                low_res[:n], current.input_size, size, self.config.img_size, self.sam.mask_threshold,
+            )
+            masks = restrict_masks(masks, valid, None, None)
+            prediction = Prediction(
+                masks, iou[:n].float().cpu().numpy(), low_res[:n].float().cpu().numpy(), time.perf_counter() - start,
+            )
+        return prediction, low_res[n:, 0].float().cpu().numpy(), iou[n:, 0].float().cpu().numpy()
 
     def _mask_input_tensor(self, mask_input: np.ndarray, batch: int) -> torch.Tensor:
         low = self.config.low_res_size
@@ -256,14 +310,6 @@ class Predictor:
         if token:  # the multimask output holds tokens 1..3
             low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
         return low_res, iou
-
-    def _decode(self, boxes, points, labels, mask_input, multimask_output, token: int = 0):
-        low_res, iou = self._decode_low_res(boxes, points, labels, mask_input, multimask_output, token)
-        current = self._require_image()
-        masks = masks_at_original(
-            low_res, current.input_size, current.original_size, self.config.img_size, self.sam.mask_threshold,
-        )
-        return masks, iou.float().cpu().numpy(), low_res.float().cpu().numpy()
 
     def _require_image(self) -> CachedEmbedding:
         """The current image's embedding record; PromptError when no image is set."""

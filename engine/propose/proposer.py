@@ -28,6 +28,7 @@ import numpy as np
 
 from engine.measure import tight_box
 from engine.predict import Predictor
+from engine.propose.jitter import jitter_boxes
 
 IMAGE_LEFT, IMAGE_RIGHT = 0, 1  # rows of LungProposal.lung_boxes / masks
 MIN_PART_FRACTION = 0.1  # parts smaller than this share of a lung's largest part do not move its box
@@ -54,6 +55,7 @@ class LungProposal:
     source: str
     seconds: float
     history: list[np.ndarray] = field(default_factory=list)
+    jitter_low_res: np.ndarray | None = None  # (JITTER_DRAWS * 2) x h x w, see engine.propose.jitter
 
     @property
     def union_box(self) -> np.ndarray | None:
@@ -140,17 +142,25 @@ HEAD_REFINE_STEPS = 0
 FALLBACK_REFINE_STEPS = 2
 
 
-def propose_lungs(predictor: Predictor, style: str | None = None, refine_steps: int | None = None) -> LungProposal:
+def propose_lungs(
+    predictor: Predictor, style: str | None = None, refine_steps: int | None = None, jitter: bool = False,
+) -> LungProposal:
     """Both lungs of the predictor's current image, from no prompt (see the module docstring);
-    ``refine_steps`` None = the measured default for where the first guess came from."""
+    ``refine_steps`` None = the measured default for where the first guess came from;
+    ``jitter``: also decode the final boxes' jittered copies for the quality score, in the
+    same decoder pass (``LungProposal.jitter_low_res``)."""
     start = time.perf_counter()
     boxes, source, history = _first_boxes(predictor, style)
     if refine_steps is None:
         refine_steps = HEAD_REFINE_STEPS if source == "box head" else FALLBACK_REFINE_STEPS
     h, w = predictor.original_size
     prediction = None
+    jitter_low_res = None
     for step in range(refine_steps + 1):
-        prediction = predictor.predict(boxes=boxes, style=style)
+        if step == refine_steps and jitter:
+            prediction, jitter_low_res, _ = predictor.predict_and_probe(boxes, jitter_boxes(boxes, (h, w)), style)
+        else:
+            prediction = predictor.predict(boxes=boxes, style=style)
         if step == refine_steps:
             break
         new_boxes = boxes.copy()
@@ -182,4 +192,5 @@ def propose_lungs(predictor: Predictor, style: str | None = None, refine_steps: 
         source=source,
         seconds=time.perf_counter() - start,
         history=history,
+        jitter_low_res=jitter_low_res,
     )

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.predict import Predictor
-from engine.propose.proposer import LungProposal, main_parts, tight_box
+from engine.propose.jitter import jitter_boxes
+from engine.propose.proposer import LungProposal, main_parts, propose_lungs, tight_box
 
-JITTER_DRAWS = 4
-JITTER_FRACTION = 0.05  # of the box side, per edge
 STABILITY_OFFSET = 1.0
 FILL_VIEW_PX = 512
 
@@ -70,19 +69,14 @@ def stability_score(logits: np.ndarray, offset: float = STABILITY_OFFSET) -> flo
 
 
 def quality_signals(predictor: Predictor, proposal: LungProposal, style: str | None = None) -> QualitySignals:
-    """The candidate signals of one proposal on the predictor's current image."""
+    """The candidate signals of one proposal on the predictor's current image (its jittered
+    boxes' logits come with the proposal when ``propose_lungs(..., jitter=True)`` made it)."""
     boxes = proposal.lung_boxes
     logits = proposal.low_res_logits
     stability = min(stability_score(lg) for lg in logits)
-    rng = np.random.default_rng(0)
-    sides = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
-    scale = np.concatenate([sides, sides], 1) * JITTER_FRACTION
-    h, w = predictor.original_size
-    limit = np.array([w, h, w, h], np.float64)
-    jittered = [
-        np.clip(boxes + rng.uniform(-1, 1, boxes.shape) * scale, 0, limit) for _ in range(JITTER_DRAWS)
-    ]
-    low, _ = predictor.predict_low_res(np.concatenate(jittered), style)
+    low = proposal.jitter_low_res
+    if low is None:  # the proposer did not decode them with the lung boxes
+        low, _ = predictor.predict_low_res(jitter_boxes(boxes, predictor.original_size), style)
     base = logits > 0
     ious = [mask_iou(base[i % 2], low[i] > 0) for i in range(len(low))]
     # on a view at most ~512 px across: connected parts of a 2048 px mask cost 16 ms, of this 1
@@ -112,3 +106,11 @@ def quality_score(signals: QualitySignals, found: bool = True) -> float:
         return 0.0
     values = np.clip([getattr(signals, name) for name in SCORE_SIGNALS], 0.0, 1.0)
     return float(np.prod(values) ** (1.0 / len(values)))
+
+
+def propose_scored(predictor: Predictor, style: str | None = None) -> tuple[LungProposal, QualitySignals, float]:
+    """Zero-click on the predictor's current image with its quality: (proposal, signals, score).
+    The lung boxes and their jittered copies go through the decoder in one pass."""
+    proposal = propose_lungs(predictor, style, jitter=True)
+    signals = quality_signals(predictor, proposal, style)
+    return proposal, signals, quality_score(signals, proposal.found)

@@ -3,7 +3,8 @@
 The standard interactive protocol (:mod:`trainer.data.clicks`): start from the ground-truth box
 around both lungs, then K times click at the centre of the largest error region (positive
 on missed lung, negative on drawn non-lung), clicks accumulated and the previous low-res
-logits fed back, exactly as the GUI does. Reports the mean Dice after 0..K clicks and how
+logits fed back, each click editing the mask around it (:mod:`engine.predict.focus`), exactly
+as the GUI does. Reports the mean Dice after 0..K clicks and how
 many images got worse at each click.
 """
 
@@ -45,7 +46,7 @@ def click_curve(predictor: Predictor, image: np.ndarray, truth: np.ndarray, clic
         points.append(click[:2])
         labels.append(click[2])
         result = predictor.predict(boxes=box, points=np.asarray(points), point_labels=np.asarray(labels),
-                                   mask_input=result.low_res_logits[:1], style=style)
+                                   mask_input=result.low_res_logits[:1], style=style, focus=True)
         mask = result.masks[0, 0]
         scores.append(dice(mask, truth))
     return scores

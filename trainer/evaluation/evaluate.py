@@ -36,7 +36,7 @@ from engine.errors import LungSamError
 from engine.imaging import LoadedImage, load_image
 from engine.models import LoadedModel, load_model
 from engine.predict import EmbeddingCache, Predictor
-from engine.propose import propose_lungs, quality_score, quality_signals
+from engine.propose import propose_scored
 from engine.sam import mask_styles, style_index
 from trainer.data import (
     IMAGE_LEFT,
@@ -266,9 +266,8 @@ def evaluate_image(
     embedded = time.perf_counter()
     quality = math.nan
     if prompt == "auto":
-        proposal = propose_lungs(predictor, style)
+        proposal, _, quality = propose_scored(predictor, style)
         masks = proposal.masks
-        quality = quality_score(quality_signals(predictor, proposal, style), proposal.found)
     else:
         masks = np.asarray(predictor.predict(boxes=boxes, style=style).masks)[:, 0]
     decoded = time.perf_counter()

@@ -3,18 +3,19 @@
 Design (why the current image keeps priority):
 
 - The job is a QObject in its OWN QThread with its OWN :class:`engine.predict.Predictor` on
-  the same (read-only) LoadedModel and its own small embedding cache, so the interactive
+  the same (read-only) LoadedModel and no embedding cache, so the interactive
   worker's latest-wins box-to-mask path never queues behind it and the folder's embeddings
   never evict the current image's.
-- It works one image at a time (:func:`engine.propose.propose_many`: decoding pipelined in
-  threads) and, between images, waits while the window holds it: the window calls
+- It works on a few images at a time (:func:`engine.propose.propose_many`: decoding pipelined
+  in threads, one model worker per core, each with one torch thread and its own predictor) and
+  each worker, before an image, waits while the window holds the job: the window calls
   :meth:`FolderJob.hold` on every box/edit drag move, click, proposal and image change, and
   :meth:`FolderJob.release` once the mask is in. A hold expires by itself
   (:data:`HOLD_SECONDS`), so a lost release can slow the job, never stop it.
 - Results go back to the GUI thread as signals; the WINDOW saves them (as it saves edits), so
   every write to the store is ordered with the user's own saves and an image the user
   touched meanwhile is never overwritten. Nothing here writes.
-- ``cancel()`` stops after the image in hand; each save is atomic in the store, so a cancel
+- ``cancel()`` stops after the images in hand (one per model worker); each save is atomic in the store, so a cancel
   leaves every image either untouched or fully pre-segmented.
 """
 
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 
 HOLD_SECONDS = 1.0
 """How long one hold pauses the job unless renewed (each mouse move of a drag renews it)."""
-JOB_CACHE_BYTES = 64 << 20
+JOB_CACHE_BYTES = 0
+"""A folder pass embeds each image once: nothing to cache, and no image hash to compute."""
 
 
 @dataclass(frozen=True)
@@ -117,15 +119,19 @@ class FolderJob(QObject):
         with self._hold_lock:
             self._held_until = 0.0
 
-    # -- job thread ------------------------------------------------------------------------
-    def _wait_while_held(self) -> None:
-        start = time.monotonic()
+    # -- job thread and its model workers --------------------------------------------------
+    def _wait_for_release(self) -> None:
+        """Block while held (or until cancelled); each model worker calls it before an image."""
         while not self._cancel.is_set():
             with self._hold_lock:
                 left = self._held_until - time.monotonic()
             if left <= 0:
                 break
             time.sleep(min(left, 0.01))
+
+    def _wait_while_held(self) -> None:
+        start = time.monotonic()
+        self._wait_for_release()
         self.held_seconds += time.monotonic() - start
 
     @Slot(object, str, object, object)
@@ -143,13 +149,14 @@ class FolderJob(QObject):
 
     def _segment(self, model: Any, device: str, items: list[tuple[str, Path]], style: str | None, start: float) -> tuple[int, int]:
         from engine.predict import EmbeddingCache, Predictor
-        from engine.propose import propose_many
+        from engine.propose import default_workers, propose_many
 
         predictor = Predictor(model, device=device, cache=EmbeddingCache(max_bytes=JOB_CACHE_BYTES))
         rel_of = {path: rel for rel, path in items}
         self.held_seconds = 0.0
         results = cast("Generator[AutoResult, None, None]", propose_many(
-            predictor, [p for _, p in items], style, prefetch=2, loader=self.loader, cancel=self._cancel))
+            predictor, [p for _, p in items], style, prefetch=2, loader=self.loader, cancel=self._cancel,
+            workers=default_workers(), gate=self._wait_for_release))
         try:
             return self._drain(results, rel_of, len(items), start)
         finally:

@@ -234,21 +234,20 @@ class ModelWorker(QObject):
         self.embedded.emit(image_id, info)
 
     def _propose(self, request: ProposeRequest) -> None:
-        from engine.propose import propose_lungs, quality_score, quality_signals
+        from engine.propose import propose_scored
 
         if self.predictor is None or request.image_id != self.image_id:
             self.propose_failed.emit(request, "the model was not ready for this image; press A again")
             return
         self.busy.emit("proposing")
         try:
-            proposal = propose_lungs(self.predictor, request.style)
-            signals = quality_signals(self.predictor, proposal, request.style)
+            proposal, signals, quality = propose_scored(self.predictor, request.style)
         except Exception as exc:  # any failure is a status message, never a traceback
             self.busy.emit("")
             self.propose_failed.emit(request, f"no proposal: {exc}")
             return
         self.busy.emit("")
-        self.proposed.emit(ProposeResult(request, proposal, signals, quality_score(signals, proposal.found)))
+        self.proposed.emit(ProposeResult(request, proposal, signals, quality))
 
     def _predict(self, request: PredictRequest) -> None:
         if self.predictor is None or request.image_id != self.image_id:
@@ -263,6 +262,7 @@ class ModelWorker(QObject):
                 point_labels=request.point_labels or None,
                 mask_input=request.mask_input,
                 style=request.style,
+                focus=request.mask_input is not None and bool(request.points),  # a corrective click
             )
         except Exception as exc:
             self.predict_failed.emit(request, str(exc))

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.gui.annotate.canvas import Canvas
 from app.gui.annotate.worker import ModelInfo, ModelWorker, PredictRequest, PredictResult
@@ -22,20 +23,36 @@ MASK_LABEL = "mask"
 DIFF_LABEL = "difference"
 
 
-def weight_bytes(source: str) -> int | None:
-    """Size of a model folder's weight file (None for models not loaded from a folder)."""
-    path = Path(source)
-    files = list(path.glob("*.safetensors")) if path.is_dir() else [path] if path.is_file() else []
-    return sum(f.stat().st_size for f in files) or None
+def weight_bytes(model: object) -> int | None:
+    """Size of the model's weight file: the one model.json names in a folder (the box head
+    beside it is no part of the model's size), or the checkpoint file; None when unknown."""
+    path = Path(model.source)
+    if path.is_dir():
+        path = path / str((model.meta.get("weights") or {}).get("file", "weights.safetensors"))
+    return path.stat().st_size if path.is_file() else None
 
 
 def weight_counts(model: object) -> tuple[int, int]:
-    """(all weights incl. INT8 buffers, trainable parameters) of a LoadedModel's SAM."""
+    """(all weights, trainable parameters) of a LoadedModel's SAM. An INT8 layer keeps its
+    weight and bias as buffers, not parameters; both count as weights, so the two precisions
+    of one model show the same number."""
     sam = model.sam
     params = sum(p.numel() for p in sam.parameters())
-    int8 = sum(b.numel() for n, b in sam.named_buffers() if n.endswith("weight_int8"))
+    int8 = sum(m.weight_int8.numel() + (0 if m.bias is None else m.bias.numel())
+               for m in sam.modules() if isinstance(getattr(m, "weight_int8", None), torch.Tensor))
     trainable = sum(p.numel() for p in sam.parameters() if p.requires_grad)
     return params + int8, trainable
+
+
+def precision(model: object) -> str:
+    """How the model computes and how its file stores the rest: the compare view's point is
+    one model in two precisions, so each side says which one it is."""
+    meta = model.meta
+    stored = (meta.get("weights") or {}).get("storage_dtype", "float32")
+    if model.is_int8:
+        layers = len((meta.get("int8") or {}).get("layers") or [])
+        return f"INT8 ({layers} layers, rest {'FP16' if stored == 'float16' else 'FP32'} in the file)"
+    return "FP32 (stored as FP16)" if stored == "float16" else "FP32"
 
 
 class CompareSide(QObject):
@@ -63,6 +80,9 @@ class CompareSide(QObject):
         self.canvas = Canvas(self.widget)
         self.title = QLabel(spec or "default model", self.widget)
         self.figures = QLabel("loading...", self.widget)
+        for label in (self.title, self.figures):  # text never widens one canvas over the other
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self.widget)
         layout.setContentsMargins(2, 2, 2, 2)
         for w in (self.title, self.canvas, self.figures):
@@ -125,10 +145,11 @@ class CompareSide(QObject):
     def _update_figures(self) -> None:
         if self.info is None:
             return
-        size = weight_bytes(self.info.source)
+        size = weight_bytes(self.info.model)
         total, trainable = weight_counts(self.info.model)
         parts = [
-            f"file {size / 1e6:.2f} MB" if size else "file -",
+            precision(self.info.model),
+            f"weights file {size / 1e6:.2f} MB" if size else "weights file -",
             f"{total / 1e6:.2f} M weights, {trainable / 1e6:.2f} M trainable",
             f"embedding {self.embed_seconds * 1e3:.1f} ms" if self.embed_seconds is not None else "embedding -",
             f"box-to-mask {self.box_seconds * 1e3:.1f} ms" if self.box_seconds is not None else "box-to-mask -",

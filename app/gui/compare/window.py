@@ -1,9 +1,11 @@
 """The compare view: one image, one live box, two models side by side.
 
-Left model A (default: the shipped FP32 base), right model B (default: the shipped INT8
-model). A box dragged on either canvas goes to both (each model in its own worker, latest
-wins); between them the Dice and IoU of the two masks, and on both canvases the pixels only
-one model draws (magenta). Why: the compression is shown live, not as a README number.
+Left model A (default: ``lungsam-compact-fp32``, the FP32 twin of the shipped INT8 model: the
+same Stage 2 weights before the INT8 export), right model B (default: the shipped INT8
+``lungsam-compact-int8``), so the default pair is one model in two precisions. A box dragged
+on either canvas goes to both (each model in its own worker, latest wins); between them the
+Dice and IoU of the two masks, and on both canvases the pixels only one model draws
+(magenta). Why: the compression is shown live, not as a README number.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from app.gui.annotate.worker import PredictRequest
 from app.gui.compare.side import CompareSide
 
-DEFAULT_A = "lungsam-compact-base"
+DEFAULT_A = "lungsam-compact-fp32"
 DEFAULT_B = "lungsam-compact-int8"
 
 
@@ -113,14 +115,15 @@ def first_image(paths: list[str]) -> np.ndarray | None:
 
 
 def run_compare(model_a: str | None, model_b: str | None, paths: list[str], device: str = "auto") -> int:
-    """``lungsam gui --compare A B [PATHS]``: the compare view on the first image given."""
+    """``lungsam gui [PATHS] --compare [A B]``: the compare view on the first image given
+    (None for a model: the default pair's side)."""
     import sys
 
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LungSAM")
-    window = CompareWindow(model_a, model_b, device)
+    window = CompareWindow(model_a or DEFAULT_A, model_b or DEFAULT_B, device)
     pixels = first_image(paths)
     if pixels is not None:
         window.set_image(pixels)

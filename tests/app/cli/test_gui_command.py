@@ -29,3 +29,20 @@ def test_display_detection():
     assert not display_missing({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
     assert not display_missing({"QT_QPA_PLATFORM": "offscreen"}, "linux")
     assert not display_missing({}, "darwin") and not display_missing({}, "win32")
+
+
+def test_compare_takes_two_models_or_none(monkeypatch, capsys):
+    """`--compare` alone opens the default pair (None, None: the twin vs the shipped INT8); one
+    or three names are refused in one line before any window."""
+    import app.gui.compare.window as window
+    from app.cli import main
+
+    opened = []
+    monkeypatch.setattr(window, "run_compare", lambda a, b, paths, device: opened.append((a, b, paths)) or 0)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert main(["gui", "x.png", "--compare", "--device", "cpu"]) == 0
+    assert main(["gui", "--compare", "A", "B", "--device", "cpu"]) == 0
+    assert opened == [(None, None, ["x.png"]), ("A", "B", [])]
+    assert main(["gui", "--compare", "A", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "lungsam: --compare takes two models (A B) or none (the default pair); put image paths before --compare")

@@ -120,6 +120,8 @@ def test_models_lists_installed_models_with_their_styles(capsys):
     out = capsys.readouterr().out
     assert "* lungsam-compact-int8" in out and "styles: visible, anatomical" in out
     assert "lungsam-compact-base" in out
+    twin = next(line for line in out.splitlines() if "lungsam-compact-fp32" in line)
+    assert "float (float16 on disk)" in twin and "(FP32 twin of lungsam-compact-int8)" in twin
 
 
 def pydicom_corpus(name: str) -> str:
@@ -139,7 +141,8 @@ def segment_in_a_fresh_process(path: str, model_dir: Path, out: Path) -> subproc
 
 def test_pydicom_corpus_files_reach_the_user_without_a_traceback(model_dir, tmp_path):
     """The trial's two files from pydicom's corpus: the 12-bit JPEG is segmented (GDCM), the
-    broken JPEG 2000 ends in our one clean error and exit 2; no traceback on stderr."""
+    broken JPEG 2000 gives our one clean line and exit 2; nothing else on stderr (no traceback,
+    no decoder chatter)."""
     pytest.importorskip("gdcm")
     good = segment_in_a_fresh_process(pydicom_corpus("JPEG-lossy.dcm"), model_dir, tmp_path / "good")
     assert good.returncode == 0, good.stderr
@@ -148,15 +151,6 @@ def test_pydicom_corpus_files_reach_the_user_without_a_traceback(model_dir, tmp_
     bad = segment_in_a_fresh_process(pydicom_corpus("JPEG2000-embedded-sequence-delimiter.dcm"), model_dir,
                                      tmp_path / "bad")
     lines = bad.stderr.strip().splitlines()
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
-    assert lines[-1] == ("lungsam: error: JPEG2000-embedded-sequence-delimiter.dcm: the DICOM pixel data is "
+    assert bad.returncode == 2 and len(lines) == 1, bad.stderr
+    assert lines[0] == ("lungsam: error: JPEG2000-embedded-sequence-delimiter.dcm: the DICOM pixel data is "
                          "truncated or corrupt")
-
-
-@pytest.mark.xfail(strict=True, reason="OpenJPEG prints 'Invalid number of tiles ...' and 'Marker handler "
-                   "function failed ...' on fd 2 while pydicom decodes; muting it belongs around ds.pixel_array "
-                   "in engine/imaging/dicom_io.py (as gdcm_io mutes libjpeg), which is being changed elsewhere")
-def test_a_corrupt_jpeg2000_prints_only_our_one_line(model_dir, tmp_path):
-    bad = segment_in_a_fresh_process(pydicom_corpus("JPEG2000-embedded-sequence-delimiter.dcm"), model_dir,
-                                     tmp_path / "bad")
-    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr

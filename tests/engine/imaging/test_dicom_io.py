@@ -50,6 +50,29 @@ def test_rescale_slope_intercept_applied() -> None:
     assert image.raw.min() == -1024 and image.raw.max() == 4095 * 2 - 1024
 
 
+@pytest.mark.parametrize(
+    ("stored", "slope", "intercept"),
+    [
+        (RAMP12, None, None),  # no rescale tags
+        (RAMP12, 1, 0),
+        (RAMP12, 3, -1024),
+        (np.array([[-32768, -1], [0, 32767]], np.int16), 2, 7),
+        (RAMP12, 1.1, -0.7),  # not integers: pydicom's float64 path (float32 would differ)
+        (np.array([[0, 65535], [65533, 65531]], np.uint16), 257, 3),  # beyond 2**24: pydicom's path
+    ],
+)
+def test_modality_values_equal_pydicoms_float64_result_cast_to_float32(stored, slope, intercept) -> None:
+    """The float32 fast path for integer rescales must give exactly what pydicom gives."""
+    attrs = {} if slope is None else {"RescaleSlope": slope, "RescaleIntercept": intercept}
+    if stored.dtype == np.uint16 and stored.max() > 4095:
+        attrs.update(BitsStored=16, HighBit=15)
+    ds = make_dicom(stored, **attrs)
+    image = load_image_bytes(dicom_bytes(ds), "r.dcm")
+    expected = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+    assert image.raw is not None and image.raw.dtype == np.float32
+    assert np.array_equal(image.raw, expected)
+
+
 def test_signed_pixels_keep_their_sign() -> None:
     signed = np.array([[-1000, -1], [0, 3000]], np.int16)
     image = load_image_bytes(dicom_bytes(make_dicom(signed)), "s.dcm")

@@ -37,6 +37,34 @@ def test_default_is_the_int8_compact_model_and_the_fp32_base_ships_beside_it(shi
     assert not base.is_int8 and base.meta.get("adapter") is None, "users fine-tune from the FP32 base"
 
 
+def test_the_fp32_twin_is_the_int8_models_stage2_weights_in_fp32(shipped):
+    """lungsam-compact-fp32 (tools/ship_fp32_twin.py): plain FP32, the INT8 model's mask styles
+    and box head file, and weights that quantise to the INT8 model's (FP16 storage moves 0.5 %
+    of them one INT8 step; the tool checks the FP32 source re-exports exactly)."""
+    from engine.models import BOX_HEAD_FILE, sha256_file
+    from engine.quant import quantize_weight
+
+    folder = shipped_models_dir() / "lungsam-compact-fp32"
+    twin = load_model(folder)
+    assert not twin.is_int8 and twin.meta.get("adapter") is None
+    assert twin.meta["weights"]["storage_dtype"] == "float16"
+    assert next(twin.sam.parameters()).dtype.is_floating_point and next(twin.sam.parameters()).dtype.itemsize == 4
+    assert twin.meta["twin"]["of"] == shipped.name == "lungsam-compact-int8"
+    assert twin.meta["twin"]["int8_weights_sha256"] == shipped.meta["weights"]["sha256"]
+    assert mask_styles(twin.sam) == mask_styles(shipped.sam)
+    assert sha256_file(folder / BOX_HEAD_FILE) == sha256_file(shipped_models_dir() / shipped.name / BOX_HEAD_FILE)
+    assert twin.box_head is not None
+    assert twin.meta["qat"]["layers"] == shipped.meta["int8"]["layers"]
+    same = total = 0
+    for name in shipped.meta["int8"]["layers"]:
+        q, scale = quantize_weight(twin.sam.get_submodule(name).weight)
+        int8 = shipped.sam.get_submodule(name)
+        assert abs(float(scale) / float(int8.weight_scale) - 1) < 1e-3, name
+        same += int((q == int8.weight_int8).sum())
+        total += q.numel()
+    assert same / total > 0.99
+
+
 def test_shipped_model_segments_real_val_images(shipped, cxr_dir):
     predictor = Predictor(shipped, device="cpu")
     images = sorted((cxr_dir / "images").iterdir())[::90][:10]
@@ -74,9 +102,11 @@ def test_anatomical_style_draws_the_gb_radiologists_convention_on_unseen_images(
 
 
 def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
-    """Twenty real val images, the standard click protocol (trainer.evaluation.clicks): the mean
-    Dice rises with each of three clicks (measured on all 932: 0.9623 -> 0.9657 -> 0.9672 ->
-    0.9680; the previous default, trained on boxes only, fell with every click)."""
+    """Twenty real val images, the standard click protocol (trainer.evaluation.clicks), each click
+    editing the mask around it (engine.predict.focus): the mean Dice rises with each of three
+    clicks and at most one image gets worse at the first click (measured on these twenty:
+    0.9651 -> 0.9679 -> 0.9696 -> 0.9704, 0 worse at click 1; without the focus 6 of 20 got
+    worse; the previous default, trained on boxes only, fell with every click)."""
     from trainer.data import find_pairs
     from trainer.evaluation import evaluate_clicks
 
@@ -85,3 +115,4 @@ def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
     means = summary["mean_dice"]
     assert all(b > a for a, b in zip(means, means[1:], strict=False)), means
     assert means[3] > means[0] + 0.002, means
+    assert summary["worse"][0] <= 1, summary["worse"]

@@ -90,6 +90,21 @@ def test_embedding_is_cached_per_image_and_model(loaded_tiny, tiny_sam):
     assert not pred.set_image(image).from_cache, "a new model must never reuse a stale embedding"
 
 
+def test_a_predictor_whose_cache_keeps_nothing_does_not_hash_images(loaded_tiny, monkeypatch):
+    from engine.predict import predictor as predictor_module
+
+    hashed = []
+    real = predictor_module.image_hash
+    monkeypatch.setattr(predictor_module, "image_hash", lambda image: hashed.append(1) or real(image))
+    image = synthetic_cxr()
+    pred = Predictor(loaded_tiny, device="cpu", cache=EmbeddingCache(max_bytes=0))
+    info = pred.set_image(image)
+    assert info.image_hash == "" and not info.from_cache and hashed == []
+    assert not pred.set_image(image).from_cache and len(pred.cache) == 0
+    cached = Predictor(loaded_tiny, device="cpu", cache=EmbeddingCache())
+    assert cached.set_image(image).image_hash == real(image) and hashed == [1]
+
+
 def test_disk_cache_survives_a_new_predictor(loaded_tiny, tmp_path):
     image = synthetic_cxr()
     first = Predictor(loaded_tiny, device="cpu", cache=EmbeddingCache(disk_dir=tmp_path))

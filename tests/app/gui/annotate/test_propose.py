@@ -68,17 +68,18 @@ def test_key_a_proposes_both_lungs_as_editable_boxes_and_one_undo_step(qtbot, sh
 
 
 def test_nothing_found_is_a_status_message_with_quality_zero(qtbot, shipped_model, cxr_dir, tmp_path, make_window, monkeypatch):
-    import engine.propose as propose
+    import engine.propose.quality as quality  # propose_scored's proposer
 
-    real = propose.propose_lungs
+    real = quality.propose_lungs
 
-    def finds_nothing(predictor, style=None, refine_steps=2):
-        found = real(predictor, style, refine_steps)
+    def finds_nothing(predictor, style=None, refine_steps=2, jitter=False):
+        found = real(predictor, style, refine_steps, jitter)
         empty = np.zeros_like(found.masks)
         return type(found)(found.lung_boxes, empty, found.scores, found.low_res_logits, False,
-                           "no lung was found in this image", found.source, found.seconds, found.history)
+                           "no lung was found in this image", found.source, found.seconds, found.history,
+                           found.jitter_low_res)
 
-    monkeypatch.setattr(propose, "propose_lungs", finds_nothing)
+    monkeypatch.setattr(quality, "propose_lungs", finds_nothing)
     copy_cxrs(cxr_dir, tmp_path / "cases", 1)
     window = make_window([tmp_path / "cases"], model=shipped_model)
     window.on_propose()
