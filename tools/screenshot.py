@@ -3,8 +3,9 @@
 Copies one chest X-ray to a temporary folder, opens the MainWindow at 1400 x 900, drags one
 box per lung with the mouse (boxes taken from the ground-truth mask when the data set has
 one, else one box around both lungs), waits for the model's masks and saves
-``widget.grab()`` - once filled (tool bar, cursor readout), once in outline mode, and the
-export dialog (``<prefix>_export.png``).
+``widget.grab()`` - once filled (tool bar, cursor readout), once in outline mode, the
+export dialog (``<prefix>_export.png``) and the window with the trainer pane open beside the
+canvas at the same size (``<prefix>_trainer.png``).
 
     python tools/screenshot.py --out /tmp/shots
 """
@@ -102,6 +103,7 @@ def main() -> int:
             drag(window, box)
             spin(app, lambda: window.annotator.idle, poll_s=0.002)
         window.on_save()
+        window.show_areas()  # the areas follow the masks on a 100 ms timer; show them now
         spin(app, lambda: window.status.latency.text() != "box->mask: -" or window.model_info is None, poll_s=0.002)
         from PySide6.QtTest import QTest
 
@@ -121,10 +123,15 @@ def main() -> int:
         export = args.out / f"{args.prefix}_export.png"
         window.export_dialog.grab().save(str(export))
         window.export_dialog.close()
+        window.on_toggle_outline(False)
+        window.on_toggle_trainer(True)
+        for _ in range(5):
+            app.processEvents()
+        trainer = args.out / f"{args.prefix}_trainer.png"
+        window.grab().save(str(trainer))
         window.close()
-        print(filled)
-        print(outline)
-        print(export)
+        for path in (filled, outline, export, trainer):
+            print(path)
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -77,6 +77,14 @@ def choose_model(spec: str | None, work: Path) -> str:
     return str(frozen)
 
 
+def settle(app, seconds: float = 0.3) -> None:
+    """Let posted layout requests run, so a grab shows the geometry a user would see."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def drag(window, box) -> None:
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
@@ -97,9 +105,11 @@ def main() -> int:
     parser.add_argument("--work", help="project folder to create (default: a new temporary folder)")
     parser.add_argument("--threads", type=int, help="trainer threads (default: the pane's, cores - 1)")
     parser.add_argument("--timeout", type=float, default=3 * 3600)
+    parser.add_argument("--size", default="1400x900", help="window size (the default window's, so the shots "
+                        "show the pane as a user first sees it)")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     out = Path(args.out)
@@ -114,13 +124,13 @@ def main() -> int:
     from trainer.finetune import format_duration
 
     window = MainWindow(model=model, device="cpu")
-    window.resize(1800, 1150)
+    width, height = (int(v) for v in args.size.split("x"))
+    window.resize(width, height)
     window.show()
     ready = lambda: window.image is not None and not window.model_loading and window.embedded_token == window.token  # noqa: E731
     assert window.open_paths([project])
     spin(app, ready, 300, poll_s=0.005)
     window.on_toggle_trainer(True)
-    window.resizeDocks([window.trainer_dock], [620], Qt.Orientation.Horizontal)
     pane = window.trainer_pane
     if args.threads:
         pane.settings.threads.setValue(args.threads)
@@ -163,6 +173,7 @@ def main() -> int:
             spin(app, ready, 120, poll_s=0.005)
             image_changes.append(time.monotonic() - t0)
         if "during" not in shots and epochs and epochs[-1]["epoch"] >= max(2, stage1_epochs // 2):
+            settle(app)
             window.grab().save(str(out / "window-during.png"))
             pane.content.grab().save(str(out / "pane-during.png"))
             shots["during"] = str(out / "pane-during.png")
@@ -174,19 +185,24 @@ def main() -> int:
     trained_at = next((e["time"] for e in reversed(pane.events) if e["event"] == "done"), None)
     total = time.monotonic() - started
     probe.stop()
+    settle(app)
     pane.content.grab().save(str(out / "pane-finished.png"))
+    window.grab().save(str(out / "window-finished.png"))
 
     version = pane.use_new_model()
     spin(app, lambda: window.model_info.model_hash != before_hash and ready(), 300, poll_s=0.005)
+    settle(app)
     pane.content.grab().save(str(out / "pane-after.png"))
     h, w = window.image.pixels.shape[:2]
     drag(window, (0.06 * w, 0.08 * h, 0.94 * w, 0.9 * h))
     spin(app, lambda: window.annotator.idle, 120, poll_s=0.005)
+    settle(app)
     window.grab().save(str(out / "window-after.png"))
 
     c = pane.comparison
     first = next(e["time"] for e in pane.events if e["event"] in ("loading", "model", "start"))
-    names = ("pane-during.png", "window-during.png", "pane-finished.png", "pane-after.png", "window-after.png")
+    names = ("pane-during.png", "window-during.png", "pane-finished.png", "window-finished.png", "pane-after.png",
+             "window-after.png")
     result = {
         "images": len(pane.split.train) + len(pane.split.val),
         "train": c.get("train_images"),

@@ -60,7 +60,14 @@ def run_finetune(args: argparse.Namespace) -> int:
     from engine.errors import LungSamError
     from engine.models import resolve_model
     from engine.project import ProjectStore
-    from trainer.finetune import FineTune, TrainPlan, fine_tune_base, preview_split
+    from trainer.finetune import (
+        FineTune,
+        TrainPlan,
+        fine_tune_base,
+        held_back_note,
+        preview_split,
+        split_problem,
+    )
     from trainer.settings import stage_settings_from_args
 
     cancel_on_sigterm()
@@ -73,6 +80,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         versions = store.list_model_versions()
         current = current_model(store, args.current)
     split = preview_split(project, args.val_fraction, args.seed)  # says so when nothing is corrected
+    if split_problem(split):
+        raise LungSamError(split_problem(split))
     base = str(resolve_model(args.base)) if args.base else fine_tune_base(current, versions)
     plan = TrainPlan(project, base or "", stage1, stage2, args.val_fraction, args.seed, args.device,  # type: ignore[arg-type]
                      args.threads, args.style)
@@ -80,6 +89,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     human = sys.stderr if args.events == "-" else sys.stdout
     print(f"fine-tuning {Path(plan.base_model).name} on {len(split.train)} corrected image(s), "
           f"{len(split.val)} held back; run folder {finetune.run_dir}", file=human)
+    note = held_back_note(len(split.val), args.val_fraction)
+    if note:
+        print(note, file=human)
     previous = {"source": current, "name": Path(current).name, "hash": ""} if current else None
     result = finetune.run(current or plan.base_model, args.events, args.register, previous,
                           progress=args.events != "-")

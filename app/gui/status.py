@@ -40,6 +40,7 @@ class StatusFields:
         self.latency = QLabel("box->mask: -")
         self.position = QLabel("")
         self.position.setMinimumWidth(190)  # room for 'x 4095  y 4095  value 65535' without jitter
+        self.position.setContentsMargins(14, 0, 0, 0)  # apart from the latency it would run into
         for widget in (self.busy_text, self.busy, self.model, self.device, self.embed, self.latency, self.position):
             bar.addPermanentWidget(widget)
 

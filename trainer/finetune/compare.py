@@ -24,6 +24,24 @@ MIN_HELD_BACK = 5
 on n < 5 pairs cannot reach p < 0.05 (its smallest two-sided p is 2 / 2**n = 0.0625 at n = 4)."""
 
 
+def groups_for_held_back(val_fraction: float, minimum: int = MIN_HELD_BACK) -> int:
+    """How many patients (images without a PatientID count one each) a project needs before
+    the split holds back ``minimum`` of them at ``val_fraction`` (the split's own rounding)."""
+    n = 2
+    while max(1, round(val_fraction * n)) < minimum and n < 100_000:
+        n += 1
+    return n
+
+
+def held_back_note(held_back: int, val_fraction: float) -> str | None:
+    """Said before a run starts, so no one trains for minutes to hear "too few to tell"."""
+    if held_back >= MIN_HELD_BACK:
+        return None
+    return (f"Only {held_back} image(s) held back: at least {MIN_HELD_BACK} are needed to tell whether the new "
+            f"model is better (about {groups_for_held_back(val_fraction)} patients' corrected images at "
+            f"{val_fraction:.0%} held back). You can still run it; keeping the current model will be the default.")
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether the new model should replace the current one, in words a user reads."""

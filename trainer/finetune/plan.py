@@ -81,6 +81,14 @@ def preview_split(project: Path, val_fraction: float, seed: int = 0) -> SplitPre
     return SplitPreview([p.name for p in train], [p.name for p in val], groups)
 
 
+def split_problem(split: SplitPreview) -> str | None:
+    """Why a run on ``split`` cannot start (the trainer needs images on both sides), or None."""
+    if split.val and split.train:
+        return None
+    return (f"{split.total} corrected image(s) of {split.groups} patient(s): nothing can be held back for "
+            "the comparison; correct images of at least 2 patients first")
+
+
 # ----------------------------------------------------------------------------- models
 
 

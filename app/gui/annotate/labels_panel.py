@@ -10,7 +10,7 @@ under the note. It only shows state and forwards choices as signals.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -49,10 +49,24 @@ LABEL_COLORS = {
 }
 
 LABEL_TEXT = {
-    "right lung": "1  Right lung  (patient's right = image LEFT)",
-    "left lung": "2  Left lung  (patient's left = image RIGHT)",
-    "lungs": "3  Lungs  (both, one label)",
+    "right lung": "1  Right lung",
+    "left lung": "2  Left lung",
+    "lungs": "3  Lungs",
 }
+
+LABEL_HINT = {
+    "right lung": "patient's right = image LEFT",
+    "left lung": "patient's left = image RIGHT",
+    "lungs": "both, one label",
+}
+"""Under each label, small and grey: the panel stays narrow (the canvas keeps its width, also
+beside the trainer pane) and the side still reads at a glance."""
+
+HINT_STYLE = "color: #b0b0b0; font-size: 11px;"
+
+PANEL_WIDTH = 300
+"""The width the panel asks for (its wrapped notes would ask for ~500 px): the canvas is what
+the user came for, and the trainer pane opens in a column of its own beside this one."""
 
 ANATOMY_NOTE = (
     "Labels are anatomical: the patient's left lung appears on the image's right "
@@ -112,9 +126,12 @@ class LabelsPanel(QWidget):
         self.group = QButtonGroup(self)
         self.buttons: dict[str, QRadioButton] = {}
         self.areas: dict[str, QLabel] = {}
-        for row, label in enumerate(LABEL_ORDER):
+        self.hints: dict[str, QLabel] = {}
+        for index, label in enumerate(LABEL_ORDER):
+            row = 2 * index
             button = QRadioButton(LABEL_TEXT[label])
             button.setIcon(swatch(LABEL_COLORS[label]))
+            button.setToolTip(f"{LABEL_TEXT[label].split(maxsplit=1)[1]}: {LABEL_HINT[label]} (key {index + 1})")
             button.toggled.connect(lambda on, name=label: on and self.label_chosen.emit(name))
             self.group.addButton(button)
             box_layout.addWidget(button, row, 0)
@@ -126,15 +143,21 @@ class LabelsPanel(QWidget):
             area.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
             box_layout.addWidget(area, row, 1)
             self.areas[label] = area
+            hint = QLabel(LABEL_HINT[label])
+            hint.setObjectName(f"hint-{label}")
+            hint.setStyleSheet(HINT_STYLE)
+            hint.setContentsMargins(26, 0, 0, 2)  # under the text, past the radio mark and swatch
+            box_layout.addWidget(hint, row + 1, 0, 1, 2)
+            self.hints[label] = hint
         self.area_note = QLabel("")
         self.area_note.setWordWrap(True)
-        self.area_note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
+        self.area_note.setStyleSheet(HINT_STYLE)
         self.area_note.setVisible(False)
-        box_layout.addWidget(self.area_note, len(LABEL_ORDER), 0, 1, 2)
+        box_layout.addWidget(self.area_note, 2 * len(LABEL_ORDER), 0, 1, 2)
         self.note = QLabel(ANATOMY_NOTE)
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
-        box_layout.addWidget(self.note, len(LABEL_ORDER) + 1, 0, 1, 2)
+        self.note.setStyleSheet(HINT_STYLE)
+        box_layout.addWidget(self.note, 2 * len(LABEL_ORDER) + 1, 0, 1, 2)
         layout.addWidget(box)
 
         view = QGroupBox("Display and tools")
@@ -172,7 +195,7 @@ class LabelsPanel(QWidget):
         style_layout.addWidget(self.style)
         self.style_note = QLabel(STYLE_TIP)
         self.style_note.setWordWrap(True)
-        self.style_note.setStyleSheet("color: #b0b0b0; font-size: 11px;")
+        self.style_note.setStyleSheet(HINT_STYLE)
         style_layout.addWidget(self.style_note)
         self.style_box.setVisible(False)
         layout.addWidget(self.style_box)
@@ -183,6 +206,9 @@ class LabelsPanel(QWidget):
         layout.addWidget(self.info)
         layout.addStretch(1)
         self.buttons["lungs"].setChecked(True)
+
+    def sizeHint(self) -> QSize:
+        return QSize(max(PANEL_WIDTH, self.minimumSizeHint().width()), super().sizeHint().height())
 
     def set_styles(self, names: list[str] | tuple[str, ...], current: str | None) -> str:
         """Offer the model's mask styles (hidden when it has one); returns the selected one."""

@@ -2,6 +2,9 @@
 
 Widgets only: rows come from :meth:`engine.project.store.ProjectStore.list_model_versions`;
 choosing a row emits ``version_chosen(name)`` and the trainer pane activates and loads it.
+The list fits the pane's column without a horizontal scroll bar: the new model's held-back
+Dice is shown, the current model's beside it in the tooltip, and a too long name is elided in
+the middle (whole in its tooltip).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -20,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-COLUMNS = ("Version", "Created", "Held-back Dice", "")
+COLUMNS = ("Version", "Created", "Dice", "")
 
 
 class ModelHistory(QWidget):
@@ -32,6 +36,14 @@ class ModelHistory(QWidget):
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setRootIsDecorated(False)
         self.tree.setMaximumHeight(130)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.headerItem().setToolTip(2, "Held-back Dice of the version (the model it replaced: in the tooltip)")
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._choose(item))
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.use_button = QPushButton("Use selected version")
@@ -56,21 +68,19 @@ class ModelHistory(QWidget):
         for version in reversed(versions):
             metrics = version.get("metrics") or {}
             after, before = metrics.get("dice_after"), metrics.get("dice_before")
-            dice = f"{after:.4f} (was {before:.4f})" if after is not None and before is not None else "-"
-            flags = []
-            if version.get("active"):
-                flags.append("active")
-            if current is not None and current["name"] == version["name"]:
-                flags.append("in use")
+            dice = f"{after:.4f}" if after is not None else "-"
+            was = f"held-back Dice {after:.4f}; the model it replaced: {before:.4f}\n" if dice != "-" and before is not None else ""
+            in_use = current is not None and current["name"] == version["name"]
+            state = "in use" if in_use else "active" if version.get("active") else ""
             role = (version.get("provenance") or {}).get("role")
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(version["created"]))
-            item = QTreeWidgetItem([version["name"], created, dice if role != "base" else "base model", ", ".join(flags)])
+            item = QTreeWidgetItem([version["name"], created, dice if role != "base" else "base", state])
             item.setData(0, Qt.ItemDataRole.UserRole, version["name"])
-            item.setToolTip(0, json.dumps(version.get("provenance"), indent=1, default=str)[:3000])
-            item.setToolTip(2, json.dumps(metrics, indent=1, default=str)[:2000])
+            item.setToolTip(0, f"{version['name']}\n" + json.dumps(version.get("provenance"), indent=1, default=str)[:3000])
+            item.setToolTip(2, was + json.dumps(metrics, indent=1, default=str)[:2000])
+            item.setToolTip(3, "the project's model (active) and loaded now (in use)" if in_use and version.get("active")
+                            else "loaded now, not the project's saved choice" if in_use else "")
             self.tree.addTopLevelItem(item)
-        for column in range(len(COLUMNS)):
-            self.tree.resizeColumnToContents(column)
         self._selection_changed()
 
     def _selection_changed(self) -> None:

@@ -1,4 +1,5 @@
-"""The trainer pane's model versions: "Use new model", rollback, Model-menu picks, hot-swap.
+"""The trainer pane's model versions: "Use new model" or "Keep current model", rollback,
+Model-menu picks, hot-swap.
 
 A mixin of :class:`app.gui.trainer.pane.TrainerPane`, kept apart so the pane module holds the
 run (plan, job, comparison) and this one which model the project uses afterwards: it registers
@@ -66,6 +67,14 @@ class TrainerModels:
         self.run_view.set_status(f"Using {version['name']} (the previous model stays in the history below).")
         self.model_registered.emit(version)
         return version
+
+    def keep_current_model(self) -> None:
+        """The default when the new model is not better: nothing is registered."""
+        if self.finetune is None or self.finetune.registered is not None:
+            return
+        self.finetune.write_status("kept", "the user kept the current model", self.run_view.elapsed)
+        self.result_view.set_decided()
+        self.run_view.set_status("Kept the current model; the new one stays in the run folder only.")
 
     def use_version(self, name: str) -> None:
         """Rollback (or roll forward) to a recorded version of this project."""

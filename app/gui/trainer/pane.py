@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QGroupBox,
@@ -40,11 +40,16 @@ from app.gui.trainer.run_view import RunView, stage_title
 from app.gui.trainer.settings import TrainSettings
 from engine.errors import LungSamError
 
+PANE_WIDTH = 440
+"""The pane's column: every setting, the result table and the buttons fit without a
+horizontal scroll bar."""
+
 
 class TrainerPane(TrainerModels, QWidget):
     """The dock's content; ``window`` is the MainWindow (project, model worker, load_model).
 
-    The model-version handlers (use new model, rollback, Model menu) are :class:`TrainerModels`.
+    The model-version handlers (use or keep the new model, rollback, Model menu) are
+    :class:`TrainerModels`.
     """
 
     run_finished = Signal(object)  # JobResult
@@ -119,7 +124,12 @@ class TrainerPane(TrainerModels, QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(440)
+        self.setMinimumWidth(PANE_WIDTH)
+
+    def sizeHint(self) -> QSize:
+        """The column opens at its minimum width (the plots would ask for 600 px): the canvas
+        beside it stays usable at the default window size."""
+        return QSize(PANE_WIDTH, super().sizeHint().height())
 
     # Shortcuts used by tests and the demo.
     @property
@@ -173,7 +183,7 @@ class TrainerPane(TrainerModels, QWidget):
                 self.split = tp.preview_split(self.project.root, self.settings.val_fraction, 0)
             except LungSamError as exc:
                 message = f"{exc}. Correct masks and save them (Ctrl+S) to train on them."
-        self.data_view.show_split(self.split, message)
+        self.data_view.show_split(self.split, message, self.settings.val_fraction)
         self._refresh_base()
         self._refresh_history()
         self._update_estimate()
@@ -254,6 +264,8 @@ class TrainerPane(TrainerModels, QWidget):
             return "open a project folder first"
         if self.split is None:
             return "no corrected masks to train on yet"
+        if problem := tp.split_problem(self.split):
+            return problem
         plan = self.current_plan()
         if plan is None:
             return "no FP32 base model to fine-tune (install lungsam-compact-base or choose a model folder)"
@@ -356,14 +368,6 @@ class TrainerPane(TrainerModels, QWidget):
         self._set_running(False)
         self._write_status("finished")
         self.run_view.set_part_done("compare", 1.0, "finished")
-
-    def keep_current_model(self) -> None:
-        """The default when the new model is not better: nothing is registered."""
-        if self.finetune is None or self.registered is not None:
-            return
-        self._write_status("kept", "the user kept the current model")
-        self.result_view.set_decided()
-        self.run_view.set_status("Kept the current model; the new one stays in the run folder only.")
 
 
 def install_trainer_dock(window) -> tuple[TrainerPane, QDockWidget]:

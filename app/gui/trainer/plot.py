@@ -28,10 +28,11 @@ class TrainPlot(QWidget):
         self.loss_plot.setLabel("left", "train loss")
         self.dice_plot.setLabel("left", "val Dice")
         self.dice_plot.setLabel("bottom", "epoch")
-        for plot in (self.loss_plot, self.dice_plot):
+        # Legends where the curves are not: the loss falls (top right is free), Dice rises (bottom right).
+        for plot, corner in ((self.loss_plot, (-5, 5)), (self.dice_plot, (-5, -5))):
             plot.getAxis("left").enableAutoSIPrefix(False)  # "0.91", not "910 (x0.001)"
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+            plot.addLegend(offset=corner, labelTextSize="8pt")
         self.loss: dict[str, list[tuple[float, float]]] = {}
         self.dice: dict[str, list[tuple[float, float]]] = {}
         self.offsets: dict[str, float] = {}

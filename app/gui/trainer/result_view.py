@@ -4,13 +4,16 @@ held-back images) with the confidence interval of the difference, and the choice
 
 Widgets only; the numbers and the verdict come from :func:`trainer.finetune.compare_models`.
 Keeping the current model is the default (the focused, default button) unless the verdict is
-"better"; the table sizes its rows and columns to their contents so nothing is clipped.
+"better". The table fits the pane's column: the two model columns share its width, cells wrap
+(model names at their hyphens too), the rows about the pair (difference, p) span both columns,
+and the rows grow to their wrapped text, so nothing is clipped or hidden behind a scroll bar.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QHBoxLayout,
@@ -26,8 +29,11 @@ from PySide6.QtWidgets import (
 
 from engine.sam import styled_name
 
-ROWS = ("Held-back Dice (mean)", "Dice difference (new - current)", "Wilcoxon p (paired)",
-        "Trainable parameters", "Model file size", "Model")
+ROWS = ("Held-back Dice", "Difference\n(new - current)", "Wilcoxon p", "Trainable\nparameters",
+        "File size", "Model")
+PAIR_ROWS = (1, 2)
+"""Rows about the two models together: one cell across both columns."""
+BREAK = "\u200b"  # zero-width space: a place a long name may wrap
 VERDICT_STYLES = {
     "better": "background: #1b5e20; color: white; padding: 4px;",
     "not_better": "background: #7a5b00; color: white; padding: 4px;",
@@ -64,9 +70,14 @@ class ResultView(QWidget):
         self.table = QTableWidget(len(ROWS), 2)
         self.table.setHorizontalHeaderLabels(["Current model", "New model"])
         self.table.setVerticalHeaderLabels(list(ROWS))
-        self.table.setWordWrap(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for row in PAIR_ROWS:
+            self.table.setSpan(row, 0, 1, 2)
         self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.table.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.note = QLabel("")
@@ -126,18 +137,17 @@ class ResultView(QWidget):
         said = s.get("verdict") or {}
         cells = (
             (fmt(s.get("dice_before")), fmt(s.get("dice_after"))),
-            ("", fmt_diff(s.get("dice_diff"), s.get("ci95"))),
-            ("", f"{fmt(s.get('p_wilcoxon'), 3)} (n = {s.get('n_pairs')})"),
+            (fmt_diff(s.get("dice_diff"), s.get("ci95")), ""),
+            (f"{fmt(s.get('p_wilcoxon'), 3)} (paired, n = {s.get('n_pairs')})", ""),
             (f"{total:,} (all)" if total else "-", f"{trainable:,} (AdaLoRA + decoder)" if trainable else "-"),
             (fmt_size(cur.get("bytes"), cur.get("int8")), fmt_size(new.get("bytes"), new.get("int8"))),
             (with_style(cur), new.get("name", "-")),
         )
         for r, (a, b) in enumerate(cells):
             for c, text in enumerate((a, b)):
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(text.replace("-", "-" + BREAK) if r == len(cells) - 1 else text)
                 item.setToolTip(text)
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()
         self.verdict.setText(said.get("text", ""))
         self.verdict.setStyleSheet(VERDICT_STYLES.get(said.get("kind", ""), ""))

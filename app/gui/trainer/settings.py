@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QComboBox,
     QGridLayout,
     QHBoxLayout,
@@ -40,13 +41,22 @@ def _lr_edit(value: float) -> QLineEdit:
 
 
 class WheelGuard(QObject):
-    """Passes a wheel event on to the scroll area (not the box) unless the box has focus."""
+    """Gives a wheel event to the enclosing scroll area (not the box) unless the box has focus:
+    the pane scrolls under the mouse as everywhere else in it, and no value changes by accident.
+
+    The event is handed over explicitly rather than ignored: Qt propagates only spontaneous
+    wheel events to the parent, and a box that swallowed the wheel would stop the scrolling."""
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
-            event.ignore()
-            return True
-        return False
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget) or watched.hasFocus():
+            return False
+        area = watched.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            QCoreApplication.sendEvent(area.verticalScrollBar(), event)
+        event.accept()
+        return True
 
 
 def guard_wheel(widgets: list[QWidget], guard: WheelGuard) -> None:

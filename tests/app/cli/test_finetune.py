@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from app.cli import build_parser, main
 from engine.project import ProjectStore
 from trainer.training import read_events
@@ -19,6 +22,7 @@ def test_finetune_runs_both_stages_compares_and_keeps_a_model_it_cannot_call_bet
     assert main(["finetune", str(corrected_project), *TINY, "--events", str(events_file)]) == 0
     out = capsys.readouterr().out
     assert "Too few held-back images to tell (1; at least 5 are needed)" in out and "kept the current model" in out
+    assert "Only 1 image(s) held back: at least 5 are needed" in out  # said before the run too
     events = read_events(events_file)
     kinds = [(e["stage"], e["event"]) for e in events]
     for wanted in [("stage1", "start"), ("stage1", "step"), ("stage1", "done"), ("stage2", "done"),
@@ -61,3 +65,12 @@ def test_finetune_says_why_it_cannot_start_in_one_line(gui_model, tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("lungsam: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["finetune", str(tmp_path / "missing")]) == 2
+    capsys.readouterr()
+    single = tmp_path / "single"
+    single.mkdir()
+    Image.fromarray(np.full((32, 32), 90, np.uint8)).save(single / "a.png")
+    with ProjectStore.open(single) as store:
+        store.save_annotation("a.png", {"lungs": np.ones((32, 32), bool)}, "corrected")
+    assert main(["finetune", str(single), *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing can be held back" in err[0] and not (single / ".lungsam" / "runs").exists()

@@ -122,3 +122,35 @@ def test_models_lists_installed_models_with_their_styles(capsys):
     assert "lungsam-compact-base" in out
     twin = next(line for line in out.splitlines() if "lungsam-compact-fp32" in line)
     assert "float (float16 on disk)" in twin and "(FP32 twin of lungsam-compact-int8)" in twin
+
+
+def pydicom_corpus(name: str) -> str:
+    data = pytest.importorskip("pydicom.data")
+    try:
+        return data.get_testdata_file(name, download=False)
+    except Exception:
+        pytest.skip(f"{name} is not in pydicom's local test data")
+
+
+def segment_in_a_fresh_process(path: str, model_dir: Path, out: Path) -> subprocess.CompletedProcess:
+    """The real command as a user's shell runs it (pydicom's loggers, C libraries' stderr)."""
+    return subprocess.run([sys.executable, "-m", "app.cli", "segment", path, "--box", "10,100,240,900",
+                           "--model", str(model_dir), "-o", str(out)],
+                          cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True, timeout=300)
+
+
+def test_pydicom_corpus_files_reach_the_user_without_a_traceback(model_dir, tmp_path):
+    """The trial's two files from pydicom's corpus: the 12-bit JPEG is segmented (GDCM), the
+    broken JPEG 2000 gives our one clean line and exit 2; nothing else on stderr (no traceback,
+    no decoder chatter)."""
+    pytest.importorskip("gdcm")
+    good = segment_in_a_fresh_process(pydicom_corpus("JPEG-lossy.dcm"), model_dir, tmp_path / "good")
+    assert good.returncode == 0, good.stderr
+    assert "Traceback" not in good.stderr and "Unsupported JPEG" not in good.stderr
+    assert list((tmp_path / "good").glob("*.png"))
+    bad = segment_in_a_fresh_process(pydicom_corpus("JPEG2000-embedded-sequence-delimiter.dcm"), model_dir,
+                                     tmp_path / "bad")
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1, bad.stderr
+    assert lines[0] == ("lungsam: error: JPEG2000-embedded-sequence-delimiter.dcm: the DICOM pixel data is "
+                         "truncated or corrupt")

@@ -3,6 +3,8 @@ exported as a DICOM-SEG that highdicom reads back."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +61,16 @@ def test_dicom_seg_export_reads_back_with_highdicom(qtbot, gui_model, cxr_dir, t
     masks = {label: m.copy() for label, m in window.annotator.session.masks.items()}
     window.on_save()
     out = tmp_path / "export"
-    with qtbot.waitSignal(window.export_done, timeout=30000) as blocker:
-        window.export_to(out)
+    old_umask = os.umask(0o022)  # the usual one: exports are for other people and tools
+    try:
+        with qtbot.waitSignal(window.export_done, timeout=30000) as blocker:
+            window.export_to(out)
+    finally:
+        os.umask(old_umask)
     assert not isinstance(blocker.args[0], Exception), blocker.args[0]
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"case1_seg.dcm", "case1_lungs.png", "measurements.csv", "measurements.json"}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}
     seg_path = out / "dicom_seg" / "case1_seg.dcm"
     seg = hd.seg.segread(seg_path)
     assert seg.Modality == "SEG" and seg.StudyInstanceUID == ds.StudyInstanceUID

@@ -95,3 +95,36 @@ def test_a_style_switch_redraws_every_model_label_as_one_undo_step(
     assert window.statusBar().currentMessage() == "undo: mask style"
     for label, mask in visible.items():
         assert np.array_equal(session.masks[label], mask)
+
+
+def test_a_fine_tuned_model_keeps_its_bases_styles_and_the_users_style(
+    qtbot, styled_tiny_sam, corrected_project, tmp_path, monkeypatch, make_window
+):
+    """Fine-tuned in the style the user works in, the new INT8 model still draws every style
+    of its base: after the switch the style box stays, on the user's style."""
+    import json
+    from pathlib import Path
+
+    from app.cli import main
+    from engine.project import ProjectStore
+
+    install_default(*styled_tiny_sam, "styled", tmp_path, monkeypatch)
+    first = make_window()
+    qtbot.waitUntil(lambda: first.model_info is not None, timeout=20000)
+    first.panel.style.setCurrentText("anatomical")  # the site draws anatomically
+    assert first.annotator.preferred_style() == "anatomical"
+    first.close()
+    tiny = ["--stage1-epochs", "1", "--stage2-epochs", "1", "--stage1-batch-size", "2", "--stage2-batch-size", "2",
+            "--threads", "1", "--device", "cpu"]
+    assert main(["finetune", str(corrected_project), *tiny, "--style", "anatomical", "--register", "always"]) == 0
+    with ProjectStore.open(corrected_project, read_only=True) as store:
+        active = store.active_model()
+    run = json.loads((next((corrected_project / ".lungsam" / "runs").iterdir()) / "plan.json").read_text())
+    assert run["style"] == "anatomical"
+    assert json.loads((Path(active["path"]) / "model.json").read_text())["mask_styles"] == ["visible", "anatomical"]
+
+    window = make_window([corrected_project])  # opens on the project's model: the fine-tuned one
+    qtbot.waitUntil(lambda: window.model_info is not None and window.model_info.source == active["path"], timeout=20000)
+    assert window.panel.style_box.isVisibleTo(window.panel)
+    assert [window.panel.style.itemText(i) for i in range(window.panel.style.count())] == ["visible", "anatomical"]
+    assert window.panel.style.currentText() == window.annotator.style == "anatomical"
