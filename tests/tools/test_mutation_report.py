@@ -1,0 +1,77 @@
+"""tools/mutation_report.py: equivalent mutants leave the score, stale or killed entries warn."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("mutation_report", ROOT / "tools/mutation_report.py")
+report = importlib.util.module_from_spec(_spec)
+sys.modules["mutation_report"] = report  # dataclasses look their module up there
+_spec.loader.exec_module(report)
+
+
+def record(op: str, occurrence: int, line: int, outcome: str | None) -> tuple[dict, dict | None]:
+    """One ``cosmic-ray dump`` line: the work item and its result (None: pending)."""
+    item = {
+        "mutations": [
+            {
+                "module_path": "m.py",
+                "operator_name": op,
+                "occurrence": occurrence,
+                "start_pos": [line, 4],
+            }
+        ]
+    }
+    if outcome is None:
+        return item, None
+    if outcome == "skipped":
+        return item, {"worker_outcome": "skipped", "test_outcome": None}
+    return item, {"worker_outcome": "normal", "test_outcome": outcome, "diff": "-a\n+b"}
+
+
+EQUIV = {("m.py", "core/X", 0): {"line": 10, "reason": "cannot differ"}}
+
+
+def test_equivalent_survivor_leaves_the_score() -> None:
+    records = [record("core/X", 0, 10, "survived"), record("core/Y", 0, 3, "survived")]
+    records += [record("core/Z", i, 5, "killed") for i in range(3)]
+    records += [record("core/Z", 9, 5, None), record("core/W", 0, 5, "skipped")]
+    t = report.tally(records, EQUIV)
+    assert (t.killed, t.survived, t.equivalent, t.pending) == (3, 1, 1, 1)
+    assert t.score == pytest.approx(75.0)  # 3 / (3 + 1): the equivalent one not counted
+    assert [i["mutations"][0]["operator_name"] for i, _ in t.survivors] == ["core/Y"]
+    assert not t.warnings
+    assert report.tally(records, {}).score == pytest.approx(60.0)  # 3 / (3 + 2)
+
+
+def test_entry_whose_line_moved_excuses_nothing_and_warns() -> None:
+    t = report.tally([record("core/X", 0, 11, "survived")], EQUIV)
+    assert (t.survived, t.equivalent) == (1, 0)
+    assert t.warnings and "stale" in t.warnings[0]
+
+
+def test_listed_mutant_that_a_test_kills_counts_killed_and_warns() -> None:
+    t = report.tally([record("core/X", 0, 10, "killed")], EQUIV)
+    assert (t.killed, t.equivalent, t.score) == (1, 0, 100.0)
+    assert t.warnings and "kills it" in t.warnings[0]
+
+
+def test_entry_without_reason_is_rejected(tmp_path: Path) -> None:
+    bad = tmp_path / "eq.toml"
+    bad.write_text('[[mutant]]\nmodule = "m.py"\noperator = "core/X"\noccurrence = 0\nline = 1\n')
+    with pytest.raises(ValueError, match="reason"):
+        report.load_equivalents(bad)
+    assert report.load_equivalents(tmp_path / "absent.toml") == {}
+
+
+def test_committed_equivalents_point_at_their_lines_in_the_current_source() -> None:
+    entries = report.load_equivalents(report.DEFAULT_EQUIVALENT)
+    assert entries
+    for (module, _op, _occ), e in entries.items():
+        lines = (ROOT / module).read_text().splitlines()
+        assert lines[e["line"] - 1].strip() == e["original"], (module, e["line"])
