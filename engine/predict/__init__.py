@@ -4,11 +4,15 @@ and the embedding cache keyed by image and model hashes (:mod:`~engine.predict.e
 """
 
 from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
+from engine.predict.focus import FOCUS_RADIUS, focus_merge, keep_outside_focus
 from engine.predict.predictor import EmbeddingInfo, Prediction, Predictor
 from engine.predict.prompt_region import restrict_mask, restrict_masks
 from engine.predict.prompts import MAX_PROMPTS, point_prompts, validate_boxes, validate_points
 
 __all__ = [
+    "FOCUS_RADIUS",
+    "focus_merge",
+    "keep_outside_focus",
     "restrict_mask",
     "restrict_masks",
     "CachedEmbedding",

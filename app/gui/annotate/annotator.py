@@ -193,9 +193,9 @@ class Annotator(QObject):
         prompt.points.append((float(x), float(y)))
         prompt.point_labels.append(1 if positive else 0)
         self.canvas.set_points(label, prompt.points, prompt.point_labels, LABEL_COLORS[label])
-        self._send(label, True, mask_input=self.session.logits.get(label))
+        self._send(label, True, mask_input=self.session.logits.get(label), click=True)
 
-    def _send(self, label: str, final: bool, mask_input: np.ndarray | None) -> None:
+    def _send(self, label: str, final: bool, mask_input: np.ndarray | None, click: bool = False) -> None:
         prompt = self.session.prompt(label)
         if self.model is None:
             if final:
@@ -210,9 +210,7 @@ class Annotator(QObject):
             points=tuple(prompt.points),
             point_labels=tuple(prompt.point_labels),
             mask_input=mask_input,
-            final=final,
-            sent=time.perf_counter(),
-            style=self.style,
+            final=final, sent=time.perf_counter(), style=self.style, click=click,
         )
         self.last_request = request
         self.worker.submit(request)
@@ -221,7 +219,8 @@ class Annotator(QObject):
         request = result.request
         if self.session is None or request.image_id != self.image_id:
             return
-        self.session.set_model_mask(request.label, result.mask, result.low_res_logits, self._provenance(request))
+        click = request.points[-1] if request.click and request.points else None  # a correction edits around itself
+        self.session.set_model_mask(request.label, result.mask, result.low_res_logits, self._provenance(request), click)
         self.canvas.set_mask(request.label, self.session.masks[request.label], LABEL_COLORS[request.label])
         self.restyle()
         self.results += 1

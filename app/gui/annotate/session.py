@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.gui.annotate.edit_history import EditHistory, Entry
+from engine.predict import keep_outside_focus
 
 Box = tuple[float, float, float, float]
 OTHER_LUNG = {"right lung": "left lung", "left lung": "right lung"}
@@ -113,12 +114,16 @@ class ImageSession:
             self.masks[label] = np.zeros(self.shape, dtype=bool)
         return self.masks[label]
 
-    def set_model_mask(self, label: str, mask: np.ndarray, logits: np.ndarray | None, model: tuple[str, str] | None) -> None:
+    def set_model_mask(self, label: str, mask: np.ndarray, logits: np.ndarray | None, model: tuple[str, str] | None,
+                       click: tuple[float, float] | None = None) -> None:
         """A model mask for ``label``; one pixel belongs to one lung, so a lung's model mask
-        never takes pixels the other lung already has."""
+        never takes pixels the other lung already has. ``click``: a corrective click's
+        result changes the label's mask only around the click (:mod:`engine.predict.focus`)."""
         if mask.shape != self.shape:
             raise ValueError(f"mask shape {mask.shape} != image shape {self.shape}")
         mask = np.ascontiguousarray(mask, dtype=bool)
+        if click is not None and label in self.masks:
+            mask = keep_outside_focus(self.masks[label], mask, click)
         other = OTHER_LUNG.get(label)
         if other is not None and other in self.masks:
             mask = mask & ~self.masks[other]

@@ -47,6 +47,7 @@ class PredictRequest:
     final: bool = False
     sent: float = field(default_factory=time.perf_counter)
     style: str | None = None  # the model's mask style (annotation convention); None = its first
+    click: bool = False  # the last point is a corrective click: the mask changes only around it
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ class ModelWorker(QObject):
                 point_labels=request.point_labels or None,
                 mask_input=request.mask_input,
                 style=request.style,
-                focus=request.mask_input is not None and bool(request.points),  # a corrective click
+                focus=request.click and request.mask_input is not None and bool(request.points),
             )
         except Exception as exc:
             self.predict_failed.emit(request, str(exc))

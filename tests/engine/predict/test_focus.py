@@ -67,3 +67,19 @@ def test_a_focused_call_needs_previous_logits_and_a_click(predictor):
     first = predictor.predict(boxes=[10, 20, 190, 225])
     with pytest.raises(PromptError, match="focused correction"):
         predictor.predict(boxes=[10, 20, 190, 225], mask_input=first.low_res_logits[:1], focus=True)
+
+
+def test_keep_outside_focus_takes_new_pixels_only_in_the_disk_in_original_pixels():
+    from engine.predict import keep_outside_focus
+
+    current, new = np.zeros((300, 400), bool), np.ones((300, 400), bool)
+    out = keep_outside_focus(current, new, (200.0, 150.0))
+    r = FOCUS_RADIUS * 400  # a share of the longer side, as the low-res disk is of the input side
+    ys, xs = np.nonzero(out)
+    assert out[150, 200] and not out[150, int(200 + r + 2)] and not out[int(150 + r + 2), 200]
+    assert xs.max() - xs.min() + 1 == pytest.approx(2 * r, abs=2)
+    assert not current.any()  # the current mask is not edited in place
+    edge = keep_outside_focus(current, new, (0.0, 0.0))  # a click at the corner: clipped, no error
+    assert edge[0, 0] and edge.sum() < out.sum()
+    with pytest.raises(ValueError, match="differ in shape"):
+        keep_outside_focus(current, new[:, :10], (1.0, 1.0))

@@ -60,7 +60,7 @@ def test_clicks_refine_with_the_previous_low_res_logits(qtbot, gui_model, image_
     from PySide6.QtCore import Qt
 
     from engine.models import load_model
-    from engine.predict import Predictor
+    from engine.predict import Predictor, keep_outside_focus
 
     window = make_window([image_folder])
     drag_box(qtbot, window, (30, 40, 220, 230))
@@ -80,7 +80,10 @@ def test_clicks_refine_with_the_previous_low_res_logits(qtbot, gui_model, image_
                                mask_input=first.low_res_logits, focus=True)
     third = predictor.predict(boxes=np.array(box), points=np.array(prompt.points), point_labels=[1, 0],
                               mask_input=second.low_res_logits, focus=True)
-    assert np.array_equal(window.annotator.session.masks["lungs"], third.masks[0, 0])
+    # and the window keeps its mask outside each click's disk (brush strokes included)
+    shown = keep_outside_focus(first.masks[0, 0], second.masks[0, 0], prompt.points[0])
+    shown = keep_outside_focus(shown, third.masks[0, 0], prompt.points[1])
+    assert np.array_equal(window.annotator.session.masks["lungs"], shown)
 
 
 def test_stale_boxes_are_dropped_while_the_worker_is_slow(qtbot, gui_model, image_folder, make_window):

@@ -34,3 +34,66 @@ def test_a_negative_click_changes_nothing_far_from_it(qtbot, shipped_model, cxr_
     assert (after != before).any()
     assert np.array_equal(after[far], before[far])
     assert not after[y, x] or after.sum() < before.sum()
+
+
+def _far_from(shape, x, y):
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    reach = FOCUS_RADIUS * max(h, w) * 1.1
+    return (yy - y) ** 2 + (xx - x) ** 2 > reach**2
+
+
+def test_a_brush_stroke_far_from_a_later_click_is_kept(qtbot, shipped_model, cxr_dir, tmp_path, make_window):
+    """No logits know of a brush stroke: the window keeps its own mask outside the click's disk."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from tests.app.gui.annotate.test_edit import brush_drag
+
+    [path] = copy_cxrs(cxr_dir, tmp_path / "cases", 1)
+    truth = ground_truth(cxr_dir, path.name)
+    ys, xs = np.nonzero(truth)
+    window = make_window([tmp_path / "cases"], model=shipped_model)
+    drag_box(qtbot, window, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    wait_settled(qtbot, window)
+    label = window.annotator.label
+    h, w = truth.shape
+    window.activateWindow()
+    QTest.keyClick(window, Qt.Key.Key_R)  # brush, in the top-left corner (outside the lungs)
+    brush_drag(window, [(12, 12), (40, 14), (70, 16)])
+    painted = window.annotator.session.masks[label].copy()
+    assert painted[14, 40]
+    QTest.keyClick(window, Qt.Key.Key_B)  # back to the box tool, then a click in the lower right
+    x, y = int(w * 0.7), int(h * 0.75)
+    click(window, x + 0.5, y + 0.5, button=Qt.MouseButton.RightButton)
+    wait_settled(qtbot, window)
+    after = window.annotator.session.masks[label]
+    far = _far_from(after.shape, x, y)
+    assert after[14, 40] and np.array_equal(after[far], painted[far])
+
+
+def test_after_an_undo_a_click_still_edits_only_around_itself(qtbot, shipped_model, cxr_dir, tmp_path, make_window):
+    """An undo drops the logits (they no longer match the mask), so the model decodes the whole
+    mask again: the window still takes only the disk around the click."""
+    from PySide6.QtCore import Qt
+
+    [path] = copy_cxrs(cxr_dir, tmp_path / "cases", 1, start=3)
+    truth = ground_truth(cxr_dir, path.name)
+    ys, xs = np.nonzero(truth)
+    window = make_window([tmp_path / "cases"], model=shipped_model)
+    drag_box(qtbot, window, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    wait_settled(qtbot, window)
+    label = window.annotator.label
+    inside = np.argwhere(window.annotator.session.masks[label])
+    y1, x1 = inside[len(inside) // 3]
+    click(window, x1 + 0.5, y1 + 0.5, modifier=Qt.KeyboardModifier.ShiftModifier)
+    wait_settled(qtbot, window)
+    window.on_undo()
+    assert label not in window.annotator.session.logits
+    before = window.annotator.session.masks[label].copy()
+    y2, x2 = inside[2 * len(inside) // 3]
+    click(window, x2 + 0.5, y2 + 0.5, button=Qt.MouseButton.RightButton)
+    wait_settled(qtbot, window)
+    after = window.annotator.session.masks[label]
+    far = _far_from(after.shape, x2, y2)
+    assert np.array_equal(after[far], before[far])

@@ -164,8 +164,14 @@ def test_the_split_list_and_the_model_history_are_not_clipped(qtbot, gui_model, 
 
     window = make_window()
     window.on_toggle_trainer(True)
-    QApplication.processEvents()  # the pane's own refresh on showing, before ours
-    data = window.trainer_pane.data_view
+    pane = window.trainer_pane
+    # the pane refreshes itself when its dock becomes visible (a signal delivered a little
+    # later offscreen) and after saves: let that happen before putting our own lists in
+    qtbot.waitUntil(pane.isVisible)
+    qtbot.wait(200)
+    QApplication.processEvents()
+    pane._refresh_timer.stop()
+    data = pane.data_view
     long_name = "SARS-10.1148rg.242035193-g04mr34g05x-Fig5-day9-a-very-long-file-name.jpeg"
     data.show_split(tp.SplitPreview([long_name, "b.png"], ["c.png"], 3))
     QApplication.processEvents()
