@@ -193,7 +193,7 @@ class Annotator(QObject):
         prompt.points.append((float(x), float(y)))
         prompt.point_labels.append(1 if positive else 0)
         self.canvas.set_points(label, prompt.points, prompt.point_labels, LABEL_COLORS[label])
-        self._send(label, True, mask_input=self.session.logits.get(label), click=True)
+        self._send(label, True, mask_input=self.session.logits.get(label), click=prompt.box is not None)  # boxless: a prompt
 
     def _send(self, label: str, final: bool, mask_input: np.ndarray | None, click: bool = False) -> None:
         prompt = self.session.prompt(label)

@@ -47,7 +47,7 @@ class PredictRequest:
     final: bool = False
     sent: float = field(default_factory=time.perf_counter)
     style: str | None = None  # the model's mask style (annotation convention); None = its first
-    click: bool = False  # the last point is a corrective click: the mask changes only around it
+    click: bool = False  # the last point corrects a box's mask: the mask changes only around it
 
 
 @dataclass(frozen=True)

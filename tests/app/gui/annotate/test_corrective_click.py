@@ -97,3 +97,28 @@ def test_after_an_undo_a_click_still_edits_only_around_itself(qtbot, shipped_mod
     after = window.annotator.session.masks[label]
     far = _far_from(after.shape, x2, y2)
     assert np.array_equal(after[far], before[far])
+
+
+def test_without_a_box_clicks_are_the_prompt_and_decode_the_whole_mask(qtbot, shipped_model, cxr_dir, tmp_path,
+                                                                        make_window):
+    """Points alone segment a lung each: a second lung's click must reach the whole lung, not a disk."""
+    from PySide6.QtCore import Qt
+
+    [path] = copy_cxrs(cxr_dir, tmp_path / "cases", 1)
+    truth = ground_truth(cxr_dir, path.name)
+    window = make_window([tmp_path / "cases"], model=shipped_model)
+    h, w = truth.shape
+    lungs = [np.argwhere(truth[:, : w // 2]), np.argwhere(truth[:, w // 2 :]) + [0, w // 2]]
+    for part in lungs:
+        y, x = part[len(part) // 2]
+        click(window, x + 0.5, y + 0.5, modifier=Qt.KeyboardModifier.ShiftModifier)
+        wait_settled(qtbot, window)
+        assert window.annotator.last_request.click is False
+    mask = window.annotator.session.masks[window.annotator.label]
+    y, x = lungs[1][len(lungs[1]) // 2]
+    assert (mask & _far_from(mask.shape, x, y) & (np.arange(w) >= w // 2)).sum() > 0.2 * truth[:, w // 2 :].sum()
+    drag_box(qtbot, window, (0, 0, w, h))
+    wait_settled(qtbot, window)
+    click(window, x + 0.5, y + 0.5, button=Qt.MouseButton.RightButton)
+    wait_settled(qtbot, window)
+    assert window.annotator.last_request.click is True
