@@ -124,7 +124,8 @@ def assign_points(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def predict_job(predictor, boxes: list, points: list, style: str | None) -> np.ndarray:
-    """bool K x H x W: one mask per box (points refine their box), or one for points alone."""
+    """bool K x H x W: one mask per box (its points are clicks on its mask, in the order given,
+    as the window applies them), or one for points alone (the points are the prompt)."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if not boxes:
         return predictor.predict(points=pts[:, :2], point_labels=pts[:, 2], style=style).masks[:, 0]
@@ -132,11 +133,12 @@ def predict_job(predictor, boxes: list, points: list, style: str | None) -> np.n
         return predictor.predict(boxes=boxes, style=style).masks[:, 0]
     box_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     owner = assign_points(box_arr, pts[:, :2])
+    from engine.predict import box_then_clicks
+
     masks = []
     for b, box in enumerate(box_arr):
-        mine = pts[owner == b]
-        kwargs = {"points": mine[:, :2], "point_labels": mine[:, 2]} if len(mine) else {}
-        masks.append(predictor.predict(boxes=box, style=style, **kwargs).masks[0, 0])
+        mine = pts[owner == b]  # clicked in the order given, as in the window
+        masks.append(box_then_clicks(predictor, box, [tuple(p) for p in mine[:, :2]], mine[:, 2].astype(int), style))
     return np.stack(masks)
 
 

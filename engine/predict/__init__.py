@@ -3,6 +3,7 @@ points to masks at the original resolution), prompt validation (:mod:`~engine.pr
 and the embedding cache keyed by image and model hashes (:mod:`~engine.predict.embedding_cache`).
 """
 
+from engine.predict.corrections import box_then_clicks, click_correction
 from engine.predict.embedding_cache import CachedEmbedding, EmbeddingCache, image_hash
 from engine.predict.focus import FOCUS_RADIUS, focus_merge, keep_outside_focus
 from engine.predict.predictor import EmbeddingInfo, Prediction, Predictor
@@ -11,6 +12,8 @@ from engine.predict.prompts import MAX_PROMPTS, point_prompts, validate_boxes, v
 
 __all__ = [
     "FOCUS_RADIUS",
+    "box_then_clicks",
+    "click_correction",
     "focus_merge",
     "keep_outside_focus",
     "restrict_mask",

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.errors import LungSamError
 from engine.models import LoadedModel
-from engine.predict import EmbeddingCache, Predictor
+from engine.predict import EmbeddingCache, Predictor, click_correction
 from engine.sam import mask_styles, style_index
 from trainer.data import Pair, corrective_click, tight_box
 from trainer.evaluation.evaluate import load_ground_truth
@@ -45,9 +45,7 @@ def click_curve(predictor: Predictor, image: np.ndarray, truth: np.ndarray, clic
             continue
         points.append(click[:2])
         labels.append(click[2])
-        result = predictor.predict(boxes=box, points=np.asarray(points), point_labels=np.asarray(labels),
-                                   mask_input=result.low_res_logits[:1], style=style, focus=True)
-        mask = result.masks[0, 0]
+        result, mask = click_correction(predictor, box, points, labels, result, mask, style)
         scores.append(dice(mask, truth))
     return scores
 

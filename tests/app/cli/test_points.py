@@ -13,7 +13,7 @@ from PIL import Image
 from app.cli import main
 from app.cli.segment import assign_points
 from engine.models import load_model
-from engine.predict import Predictor
+from engine.predict import Predictor, box_then_clicks, keep_outside_focus
 from tests.conftest import synthetic_cxr
 
 
@@ -28,14 +28,21 @@ def _read(path: Path) -> np.ndarray:
     return np.array(Image.open(path)) > 0
 
 
-def test_box_and_points_equal_the_engine_with_those_points(model_dir, image_file, tmp_path):
+def test_box_and_points_are_the_box_then_each_click_in_order_as_in_the_window(model_dir, image_file, tmp_path):
     out = tmp_path / "out"
     assert main(["segment", str(image_file), "--box", "5,10,75,90", "--point", "20,40,1",
                  "--point", "40,50,0", "--model", str(model_dir), "-o", str(out)]) == 0
     pred = Predictor(load_model(model_dir), device="cpu")
     pred.set_image(np.array(Image.open(image_file)))
-    want = pred.predict(boxes=[5, 10, 75, 90], points=[[20, 40], [40, 50]], point_labels=[1, 0]).masks[0, 0]
-    assert np.array_equal(_read(out / "chest.png"), want)
+    box = np.array([5.0, 10, 75, 90])
+    first = pred.predict(boxes=box)
+    second = pred.predict(boxes=box, points=[[20, 40]], point_labels=[1], mask_input=first.low_res_logits, focus=True)
+    third = pred.predict(boxes=box, points=[[20, 40], [40, 50]], point_labels=[1, 0],
+                         mask_input=second.low_res_logits, focus=True)
+    shown = keep_outside_focus(first.masks[0, 0], second.masks[0, 0], (20, 40))
+    shown = keep_outside_focus(shown, third.masks[0, 0], (40, 50))
+    assert np.array_equal(_read(out / "chest.png"), shown)
+    assert np.array_equal(shown, box_then_clicks(pred, box, [(20, 40), (40, 50)], [1, 0]))
 
 
 def test_points_alone_segment(model_dir, image_file, tmp_path):
@@ -56,7 +63,7 @@ def test_prompts_file_points_refine_the_box_that_contains_them(model_dir, image_
     pred = Predictor(load_model(model_dir), device="cpu")
     pred.set_image(np.array(Image.open(image_file)))
     first = pred.predict(boxes=[5, 10, 40, 90]).masks[0, 0]
-    second = pred.predict(boxes=[40, 10, 78, 90], points=[[60, 50]], point_labels=[0]).masks[0, 0]
+    second = box_then_clicks(pred, np.array([40.0, 10, 78, 90]), [(60, 50)], [0])
     assert np.array_equal(_read(out / "chest_box1.png"), first)
     assert np.array_equal(_read(out / "chest_box2.png"), second)
     assert np.array_equal(_read(out / "chest.png"), first | second)
