@@ -116,3 +116,48 @@ def test_format_reports_images_unpaired_on_either_side(names_b):
     text = format_comparison(compare_results(a, b))
     only_a, only_b = len(set(names_a) - set(names_b)), len(set(names_b) - set(names_a))
     assert f"unpaired images left out: {only_a} only in a, {only_b} only in b" in text
+
+
+# --- found by mutation testing (tools/mutation.sh trainer/evaluation/stats.py) -------------
+
+
+def test_a_p_value_equal_to_alpha_is_not_significant(monkeypatch):
+    """Significance needs p < ALPHA (0.05), the usual strict convention."""
+    from trainer.evaluation import stats as stats_module
+
+    def p_of(value):
+        return lambda a, b: {"n": len(a), "mean_a": 0.9, "mean_b": 0.91, "mean_diff": 0.01, "ci95": None,
+                             "p_wilcoxon": value, "note": None}
+
+    a, b = _result(np.array([0.9, 0.8, 0.7]), np.ones(3)), _result(np.array([0.91, 0.82, 0.73]), np.ones(3))
+    monkeypatch.setattr(stats_module, "paired_test", p_of(stats_module.ALPHA))
+    assert not compare_results(a, b)["metrics"]["dice"]["significant"]
+    monkeypatch.setattr(stats_module, "paired_test", p_of(stats_module.ALPHA * 0.999))
+    assert compare_results(a, b)["metrics"]["dice"]["significant"]
+
+
+def test_a_wilcoxon_that_cannot_run_is_a_note_not_an_error(monkeypatch):
+    from trainer.evaluation import stats as stats_module
+
+    def refuses(*_args, **_kwargs):
+        raise ValueError("x and y must have the same length")
+
+    monkeypatch.setattr(stats_module.stats, "wilcoxon", refuses)
+    out = paired_test(np.array([0.9, 0.8, 0.7]), np.array([0.91, 0.82, 0.69]))
+    assert out["p_wilcoxon"] is None and out["note"] == "Wilcoxon test not possible: x and y must have the same length"
+
+
+def test_format_prints_four_decimals_and_a_dash_for_what_is_missing():
+    cmp = {
+        "a": {"name": "A"}, "b": {"name": "B"}, "n_pairs": 3, "only_in_a": [], "only_in_b": [], "alpha": 0.05,
+        "metrics": {
+            "dice": {"mean_a": 0.91234, "mean_b": 0.9201, "mean_diff": 0.00776, "ci95": [0.001, 0.0145],
+                     "p_wilcoxon": 0.0123, "n": 3, "significant": True, "note": None},
+            "hd95": {"mean_a": None, "mean_b": None, "mean_diff": None, "ci95": None,
+                     "p_wilcoxon": None, "n": 0, "significant": False, "note": None},
+        },
+    }
+    rows = {line.split()[0]: line.split() for line in format_comparison(cmp).splitlines()[2:] if line.split()}
+    assert rows["dice"][:4] == ["dice", "0.9123", "0.9201", "+0.0078"]
+    assert rows["dice"][4:6] == ["[+0.0010,", "+0.0145]"] and rows["dice"][6:8] == ["0.0123", "3"]
+    assert rows["hd95"] == ["hd95", "-", "-", "-", "-", "-", "0"]
