@@ -165,3 +165,26 @@ def test_mask_metrics_equal_the_single_metrics_when_fp_and_fn_differ():
     assert m.recall == tp / g.sum() and m.precision == tp / p.sum()
     assert m.hd95 == hd95(p, g) and m.hd95_unit == "px"
     assert mask_metrics(p, g, (0.5, 0.5)).hd95_unit == "mm"
+
+
+# --- found by mutation testing (tools/mutation.sh trainer/evaluation/metrics.py) -----------
+
+
+def test_each_single_metric_of_two_empty_masks_is_perfect_agreement():
+    empty = np.zeros((8, 8), bool)
+    assert (dice(empty, empty), iou(empty, empty), precision(empty, empty), recall(empty, empty)) == (1.0,) * 4
+    lung = _square((8, 8), 2, 2, 3)
+    assert recall(lung, empty) == 0.0 and precision(empty, lung) == 0.0  # one side empty: no agreement
+
+
+@pytest.mark.parametrize("spacing", [(0.0, 1.0), (1.0, 0.0), (-0.5, 1.0), (float("nan"), 1.0), (1.0, float("inf"))])
+def test_pixel_spacing_must_be_two_positive_finite_numbers(spacing):
+    lung = _square((16, 16), 4, 4, 6)
+    with pytest.raises(ValueError, match="pixel spacing must be two positive numbers"):
+        hd95(lung, lung, spacing)
+
+
+def test_a_pixel_spacing_below_one_millimetre_is_fine():
+    lung = _square((16, 16), 4, 4, 6)
+    shifted = _square((16, 16), 4, 6, 6)
+    assert hd95(lung, shifted, (0.5, 0.25)) == pytest.approx(2 * 0.25)
