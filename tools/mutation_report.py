@@ -53,6 +53,9 @@ class Tally:
     survived: int = 0
     equivalent: int = 0
     pending: int = 0
+    #: mutants cosmic-ray could not apply (its own exception, e.g. ExceptionReplacer on a
+    #: dotted name such as ``re.error``): never tested, so neither killed nor survived
+    errors: int = 0
     survivors: list[tuple[dict, dict]] = field(default_factory=list)
     equivalents: list[tuple[dict, dict[str, Any]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -78,6 +81,10 @@ def tally(records: list[tuple[dict, dict | None]], equivalents: dict[Key, dict[s
         if result.get("worker_outcome") == "skipped":
             continue
         m = item["mutations"][0]
+        if result.get("worker_outcome") == "exception":
+            t.errors += 1
+            t.warnings.append(f"cosmic-ray could not apply it, not tested: {_where(m)}")
+            continue
         entry = equivalents.get((m["module_path"], m["operator_name"], int(m["occurrence"])))
         if entry is not None and int(entry["line"]) != m["start_pos"][0]:
             t.warnings.append(f"stale equivalent entry (line {entry['line']}): {_where(m)}")
@@ -89,7 +96,7 @@ def tally(records: list[tuple[dict, dict | None]], equivalents: dict[Key, dict[s
             else:
                 t.survived += 1
                 t.survivors.append((item, result))
-        else:  # killed, or incompetent (the mutant cannot even import)
+        else:  # killed, or incompetent (the mutant ran but cannot even import, or timed out)
             t.killed += 1
             if entry is not None:
                 t.warnings.append(f"listed as equivalent but a test kills it: {_where(m)}")

@@ -49,6 +49,16 @@ def test_equivalent_survivor_leaves_the_score() -> None:
     assert report.tally(records, {}).score == pytest.approx(60.0)  # 3 / (3 + 2)
 
 
+def test_mutant_cosmic_ray_could_not_apply_is_neither_killed_nor_survived() -> None:
+    # worker_outcome "exception": the tool failed before any test ran (test_outcome is
+    # "incompetent" then too, which must not count as a kill)
+    item, _ = record("core/ExceptionReplacer", 1, 7, None)
+    failed = (item, {"worker_outcome": "exception", "test_outcome": "incompetent"})
+    t = report.tally([failed, record("core/Z", 0, 5, "killed")], {})
+    assert (t.killed, t.survived, t.errors, t.score) == (1, 0, 1, 100.0)
+    assert t.warnings and "not tested" in t.warnings[0]
+
+
 def test_entry_whose_line_moved_excuses_nothing_and_warns() -> None:
     t = report.tally([record("core/X", 0, 11, "survived")], EQUIV)
     assert (t.survived, t.equivalent) == (1, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from torch import nn
 from engine.adalora import AdaLoraConfig, wrap_adalora
 from engine.errors import ModelLoadError
 from engine.quant import (
+    SELECTION_ATTR,
     FakeQuantConv2d,
     FakeQuantConvTranspose2d,
     FakeQuantLinear,
@@ -25,6 +28,7 @@ from engine.quant import (
     select_layers,
     weight_scale,
 )
+from engine.quant.qat import token_scale
 from engine.sam import build_sam
 from tests.sam_factory import tiny_config
 
@@ -84,6 +88,14 @@ def test_all_zero_input_quantises_to_zero_without_nan() -> None:
     assert torch.equal(fake_quant_weight(torch.zeros(4, 4)), torch.zeros(4, 4))
 
 
+def test_scales_follow_small_tensors_and_floor_at_eps_over_127() -> None:
+    # max|x| below 1 keeps its own scale (a floor of 1 would put these weights on a coarse grid)
+    assert weight_scale(torch.tensor([[1e-3, -4e-3]])).item() == pytest.approx(4e-3 / 127, rel=1e-6)
+    s = token_scale(torch.tensor([[2e-3, -1e-3], [0.0, 0.0]]))
+    assert s.flatten().tolist() == pytest.approx([2e-3 / 127, 1e-12 / 127], rel=1e-6, abs=0)
+    assert weight_scale(torch.zeros(3, 3)).item() == pytest.approx(1e-12 / 127, rel=1e-6, abs=0)
+
+
 def test_fake_quant_equals_dequantised_quantisation() -> None:
     x = torch.randn(5, 7, 33)
     q, s = quantize_per_token(x)
@@ -95,6 +107,14 @@ def test_straight_through_gradient_is_identity_inside_range_and_zero_outside() -
     x = torch.tensor([-200.0, -127.4, -3.3, 0.0, 0.49, 50.6, 127.4, 128.0, 500.0], requires_grad=True)
     fake_quant(x, 1.0).backward(torch.arange(1.0, 10.0))  # scale 1: exact
     assert x.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0, 0.0]
+
+
+def test_straight_through_range_includes_127_5_exactly() -> None:
+    # |x / s| <= 127.5 is inside (it rounds to the grid's end); the next float above is outside
+    above = torch.nextafter(torch.tensor(127.5), torch.tensor(200.0)).item()
+    x = torch.tensor([127.5, -127.5, above, -above], requires_grad=True)
+    fake_quant(x, 1.0).backward(torch.ones(4))
+    assert x.grad.tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_weight_and_token_fake_quant_pass_gradients_straight_through() -> None:
@@ -132,6 +152,27 @@ def test_fake_quant_linear_output_is_the_quantised_product() -> None:
     assert not torch.equal(fq(x), plain(x))
 
 
+def test_fake_quant_linear_without_bias_is_the_quantised_product() -> None:
+    torch.manual_seed(3)
+    fq = FakeQuantLinear(16, 8, bias=False)
+    x = torch.randn(4, 16)
+    expected = nn.functional.linear(fake_quant_per_token(x), fake_quant_weight(fq.weight))
+    torch.testing.assert_close(fq(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fake_quant_conv_transpose_honours_output_size() -> None:
+    torch.manual_seed(4)
+    fqt = FakeQuantConvTranspose2d(4, 6, 3, stride=2, padding=1)
+    plain = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)
+    with torch.no_grad():
+        plain.weight.copy_(fake_quant_weight(fqt.weight))
+        plain.bias.copy_(fqt.bias)
+    x = torch.randn(1, 4, 5, 5)
+    out = fqt(x, output_size=[10, 10])  # 9 x 9 without output_padding 1
+    assert out.shape == (1, 6, 10, 10)
+    assert torch.equal(out, plain(x, output_size=[10, 10]))
+
+
 def test_fake_quant_convs_quantise_weights_only() -> None:
     torch.manual_seed(2)
     conv, convt = nn.Conv2d(4, 6, 3, padding=1), nn.ConvTranspose2d(4, 6, 2, stride=2)
@@ -158,6 +199,38 @@ def test_insert_fake_quant_shares_parameters_and_keeps_state_dict_keys() -> None
     plain = tiny_sam(seed=5)
     plain.load_state_dict(sam.state_dict())  # a Stage 2 checkpoint loads into a plain SAM
     assert torch.equal(plain.image_encoder.blocks[0].attn.proj.weight, proj.weight)
+
+
+def test_swapped_layer_is_independent_of_the_module_it_replaced() -> None:
+    # parameters are shared, the module's containers are not: a caller still holding the
+    # plain layer (or, after remove_fake_quant, the fake-quant one) cannot change the model
+    sam = tiny_sam()
+    old = sam.image_encoder.blocks[0].attn.proj
+    insert_fake_quant(sam)
+    new = sam.image_encoder.blocks[0].attn.proj
+    old.register_buffer("stray", torch.zeros(1))
+    old.weight = nn.Parameter(torch.zeros_like(old.weight))
+    assert "image_encoder.blocks.0.attn.proj.stray" not in sam.state_dict()
+    assert not torch.equal(new.weight, old.weight)
+    remove_fake_quant(sam)
+    new.bias = nn.Parameter(torch.zeros_like(new.bias))
+    assert not torch.equal(sam.image_encoder.blocks[0].attn.proj.bias, new.bias)
+
+
+def test_insert_fake_quant_records_the_selection_it_applied() -> None:
+    sam = tiny_sam()
+    selection = QuantSelection(encoder_neck=False, exclude_pattern="iou_prediction_head")
+    names = insert_fake_quant(sam, selection)
+    assert names == select_layers(tiny_sam(), selection)
+    assert getattr(sam, SELECTION_ATTR) == selection.to_dict()
+    remove_fake_quant(sam)
+    assert getattr(sam, SELECTION_ATTR) == selection.to_dict()  # outlives the removal
+    default = tiny_sam()
+    insert_fake_quant(default)
+    assert getattr(default, SELECTION_ATTR) == QuantSelection().to_dict()
+    explicit = tiny_sam()
+    assert insert_fake_quant(explicit, ["mask_decoder.output_upscaling.0"]) == ["mask_decoder.output_upscaling.0"]
+    assert getattr(explicit, SELECTION_ATTR) is None
 
 
 def test_remove_fake_quant_restores_the_plain_model_output() -> None:
@@ -214,6 +287,17 @@ def test_default_selection_is_the_papers_mixed_precision_split() -> None:
     assert not any(isinstance(sam.get_submodule(n), nn.Embedding) for n in names)
 
 
+def test_layers_outside_the_named_groups_stay_fp32() -> None:
+    # an encoder conv that is neither neck nor patch embedding, and a layer outside the three
+    # SAM components, are in none of the paper's INT8 groups
+    sam = tiny_sam()
+    sam.image_encoder.extra_conv = nn.Conv2d(4, 4, 1)
+    sam.extra_head = nn.Linear(4, 4)
+    names = select_layers(sam, QuantSelection(encoder_patch_embed=True))
+    assert "image_encoder.extra_conv" not in names and "extra_head" not in names
+    assert "image_encoder.patch_embed.proj" in names
+
+
 def test_selection_never_takes_adalora_layers() -> None:
     sam = tiny_sam()
     wrap_adalora(sam, AdaLoraConfig(r_max=4, target_rank=2, include_proj_mlp=True))
@@ -234,6 +318,24 @@ def test_selection_switches_and_exclusion_pattern() -> None:
     assert all(n.startswith("image_encoder.") for n in encoder_only)
     no_iou = select_layers(sam, QuantSelection(exclude_pattern=r"iou_prediction_head"))
     assert not any("iou_prediction_head" in n for n in no_iou)
+    # an excluded layer drops only itself: the layers after it in module order stay selected
+    excluded = set(select_layers(sam, QuantSelection(exclude_pattern=r"^image_encoder\.neck\.0$")))
+    assert everything - excluded == {"image_encoder.neck.0"}
+
+
+def test_selection_is_immutable_and_hashable() -> None:
+    # it is recorded on the model when Stage 2 starts: nothing may change it afterwards
+    selection = QuantSelection()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        selection.encoder_neck = False  # type: ignore[misc]
+    assert hash(selection) == hash(QuantSelection())
+
+
+def test_selection_from_dict_turns_invalid_values_into_model_load_error() -> None:
+    with pytest.raises(ModelLoadError, match="invalid"):
+        QuantSelection.from_dict({"exclude_pattern": "(unclosed"})  # re.error
+    with pytest.raises(ModelLoadError, match="invalid"):
+        QuantSelection.from_dict({"exclude_pattern": 5})  # TypeError from re.compile
 
 
 def test_selection_round_trips_through_a_dict_and_refuses_unknown_keys() -> None:
