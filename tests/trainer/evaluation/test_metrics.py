@@ -188,3 +188,12 @@ def test_a_pixel_spacing_below_one_millimetre_is_fine():
     lung = _square((16, 16), 4, 4, 6)
     shifted = _square((16, 16), 4, 6, 6)
     assert hd95(lung, shifted, (0.5, 0.25)) == pytest.approx(2 * 0.25)
+
+
+def test_a_score_cannot_be_altered_after_it_was_measured():
+    import dataclasses
+
+    lung = _square((16, 16), 4, 4, 6)
+    scores = mask_metrics(lung, lung)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scores.dice = 0.5  # type: ignore[misc]
