@@ -22,7 +22,8 @@ def click_correction(predictor: Predictor, box: np.ndarray, points: Sequence[tup
     ``previous``: (the model's prediction, the mask as shown now)."""
     result = predictor.predict(boxes=box, points=np.asarray(points, dtype=np.float64), point_labels=np.asarray(labels),
                                mask_input=previous.low_res_logits[:1], style=style, focus=True)
-    return result, keep_outside_focus(shown, result.masks[0, 0], tuple(points[-1]))
+    x, y = points[-1]
+    return result, keep_outside_focus(shown, result.masks[0, 0], (float(x), float(y)))
 
 
 def box_then_clicks(predictor: Predictor, box: np.ndarray, points: Sequence[tuple[float, float]],

@@ -33,6 +33,8 @@ def click_curve(predictor: Predictor, image: np.ndarray, truth: np.ndarray, clic
     """Dice after 0..``clicks`` protocol clicks on one image (bool ``truth`` at original size)."""
     predictor.set_image(image)
     box = tight_box(truth)
+    if box is None:
+        raise LungSamError("the ground truth is empty: no box to start the clicks from")
     result = predictor.predict(boxes=box, style=style)
     mask = result.masks[0, 0]
     scores = [dice(mask, truth)]
