@@ -10,16 +10,29 @@ from tests.app.conftest import click, drag_box, wait_settled
 from tests.app.gui.annotate.conftest import copy_cxrs, ground_truth
 
 
+def _far_from(shape, x, y):
+    """Pixels beyond the click's focus disk (plus 10 % for the upsampling's blur)."""
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    reach = FOCUS_RADIUS * max(h, w) * 1.1
+    return (yy - y) ** 2 + (xx - x) ** 2 > reach**2
+
+
+def _window_with_box(qtbot, make_window, model, cxr_dir, folder, start=0):
+    """A window on one real radiograph with its ground-truth box drawn: (window, truth, label)."""
+    [path] = copy_cxrs(cxr_dir, folder, 1, start=start)
+    truth = ground_truth(cxr_dir, path.name)
+    ys, xs = np.nonzero(truth)
+    window = make_window([folder], model=model)
+    drag_box(qtbot, window, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    wait_settled(qtbot, window)
+    return window, truth, window.annotator.label
+
+
 def test_a_negative_click_changes_nothing_far_from_it(qtbot, shipped_model, cxr_dir, tmp_path, make_window):
     from PySide6.QtCore import Qt
 
-    [path] = copy_cxrs(cxr_dir, tmp_path / "cases", 1)
-    truth = ground_truth(cxr_dir, path.name)
-    ys, xs = np.nonzero(truth)
-    window = make_window([tmp_path / "cases"], model=shipped_model)
-    drag_box(qtbot, window, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
-    wait_settled(qtbot, window)
-    label = window.annotator.label
+    window, _, label = _window_with_box(qtbot, make_window, shipped_model, cxr_dir, tmp_path / "cases")
     before = window.annotator.session.masks[label].copy()
     inside = np.argwhere(before)
     y, x = inside[len(inside) // 2]  # a pixel the model drew: the user says "not lung"
@@ -27,20 +40,10 @@ def test_a_negative_click_changes_nothing_far_from_it(qtbot, shipped_model, cxr_
     wait_settled(qtbot, window)
     after = window.annotator.session.masks[label]
     assert window.annotator.session.prompt(label).point_labels == [0]
-    h, w = before.shape
-    yy, xx = np.mgrid[:h, :w]
-    reach = FOCUS_RADIUS * max(h, w) * 1.1  # the disk, plus the upsampling's blur
-    far = (yy - y) ** 2 + (xx - x) ** 2 > reach**2
+    far = _far_from(before.shape, x, y)
     assert (after != before).any()
     assert np.array_equal(after[far], before[far])
     assert not after[y, x] or after.sum() < before.sum()
-
-
-def _far_from(shape, x, y):
-    h, w = shape
-    yy, xx = np.mgrid[:h, :w]
-    reach = FOCUS_RADIUS * max(h, w) * 1.1
-    return (yy - y) ** 2 + (xx - x) ** 2 > reach**2
 
 
 def test_a_brush_stroke_far_from_a_later_click_is_kept(qtbot, shipped_model, cxr_dir, tmp_path, make_window):
@@ -50,13 +53,7 @@ def test_a_brush_stroke_far_from_a_later_click_is_kept(qtbot, shipped_model, cxr
 
     from tests.app.gui.annotate.test_edit import brush_drag
 
-    [path] = copy_cxrs(cxr_dir, tmp_path / "cases", 1)
-    truth = ground_truth(cxr_dir, path.name)
-    ys, xs = np.nonzero(truth)
-    window = make_window([tmp_path / "cases"], model=shipped_model)
-    drag_box(qtbot, window, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
-    wait_settled(qtbot, window)
-    label = window.annotator.label
+    window, truth, label = _window_with_box(qtbot, make_window, shipped_model, cxr_dir, tmp_path / "cases")
     h, w = truth.shape
     window.activateWindow()
     QTest.keyClick(window, Qt.Key.Key_R)  # brush, in the top-left corner (outside the lungs)
@@ -77,13 +74,7 @@ def test_after_an_undo_a_click_still_edits_only_around_itself(qtbot, shipped_mod
     mask again: the window still takes only the disk around the click."""
     from PySide6.QtCore import Qt
 
-    [path] = copy_cxrs(cxr_dir, tmp_path / "cases", 1, start=3)
-    truth = ground_truth(cxr_dir, path.name)
-    ys, xs = np.nonzero(truth)
-    window = make_window([tmp_path / "cases"], model=shipped_model)
-    drag_box(qtbot, window, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
-    wait_settled(qtbot, window)
-    label = window.annotator.label
+    window, _, label = _window_with_box(qtbot, make_window, shipped_model, cxr_dir, tmp_path / "cases", start=3)
     inside = np.argwhere(window.annotator.session.masks[label])
     y1, x1 = inside[len(inside) // 3]
     click(window, x1 + 0.5, y1 + 0.5, modifier=Qt.KeyboardModifier.ShiftModifier)
