@@ -16,6 +16,7 @@ from app.cli import main
 from engine.models import load_model
 from engine.predict import Predictor
 from tests.conftest import synthetic_cxr
+from tests.engine.imaging.image_files import pydicom_corpus_file
 
 
 @pytest.fixture
@@ -124,14 +125,6 @@ def test_models_lists_installed_models_with_their_styles(capsys):
     assert "float (float16 on disk)" in twin and "(FP32 twin of lungsam-compact-int8)" in twin
 
 
-def pydicom_corpus(name: str) -> str:
-    data = pytest.importorskip("pydicom.data")
-    try:
-        return data.get_testdata_file(name, download=False)
-    except Exception:
-        pytest.skip(f"{name} is not in pydicom's local test data")
-
-
 def segment_in_a_fresh_process(path: str, model_dir: Path, out: Path) -> subprocess.CompletedProcess:
     """The real command as a user's shell runs it (pydicom's loggers, C libraries' stderr)."""
     return subprocess.run([sys.executable, "-m", "app.cli", "segment", path, "--box", "10,100,240,900",
@@ -144,11 +137,11 @@ def test_pydicom_corpus_files_reach_the_user_without_a_traceback(model_dir, tmp_
     broken JPEG 2000 gives our one clean line and exit 2; nothing else on stderr (no traceback,
     no decoder chatter)."""
     pytest.importorskip("gdcm")
-    good = segment_in_a_fresh_process(pydicom_corpus("JPEG-lossy.dcm"), model_dir, tmp_path / "good")
+    good = segment_in_a_fresh_process(pydicom_corpus_file("JPEG-lossy.dcm"), model_dir, tmp_path / "good")
     assert good.returncode == 0, good.stderr
     assert "Traceback" not in good.stderr and "Unsupported JPEG" not in good.stderr
     assert list((tmp_path / "good").glob("*.png"))
-    bad = segment_in_a_fresh_process(pydicom_corpus("JPEG2000-embedded-sequence-delimiter.dcm"), model_dir,
+    bad = segment_in_a_fresh_process(pydicom_corpus_file("JPEG2000-embedded-sequence-delimiter.dcm"), model_dir,
                                      tmp_path / "bad")
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1, bad.stderr

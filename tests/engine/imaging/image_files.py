@@ -80,6 +80,15 @@ def make_dicom(arr: np.ndarray, photometric: str = "MONOCHROME2", **attrs) -> Fi
     return ds
 
 
+def pydicom_corpus_file(name: str) -> str:
+    """A file of pydicom's own test corpus (local copy only); the test skips without it."""
+    data = pytest.importorskip("pydicom.data")
+    try:
+        return data.get_testdata_file(name, download=False)
+    except Exception:
+        pytest.skip(f"{name} is not in pydicom's local test data")
+
+
 def dicom_bytes(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
