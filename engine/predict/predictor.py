@@ -220,8 +220,7 @@ class Predictor:
                     for b in range(batch)
                 ]
                 low_res = torch.from_numpy(np.stack(merged)).to(low_res.device)
-            current = self._require_image()
-            masks = masks_at_original(low_res, current.input_size, current.original_size, long_side, self.sam.mask_threshold)
+            masks = self._masks_at_original(low_res)
             scores, low = iou.float().cpu().numpy(), low_res.float().cpu().numpy()
             if restrict:
                 masks = restrict_masks(
@@ -260,18 +259,14 @@ class Predictor:
         token = style_index(self.sam, style)
         start = time.perf_counter()
         with self._lock:
-            current = self._require_image()
-            size = current.original_size
+            size = self._require_image().original_size
             valid = validate_boxes(boxes, size)
             probes = validate_boxes(probe_boxes, size)
             both = np.concatenate([valid, probes])
             box_t = torch.as_tensor(boxes_to_input(both, size, self.config.img_size), dtype=torch.float)
             low_res, iou = self._decode_low_res(box_t, None, None, None, False, token)
             n = len(valid)
-            masks = masks_at_original(
-                low_res[:n], current.input_size, size, self.config.img_size, self.sam.mask_threshold,
-            )
-            masks = restrict_masks(masks, valid, None, None)
+            masks = restrict_masks(self._masks_at_original(low_res[:n]), valid, None, None)
             prediction = Prediction(
                 masks, iou[:n].float().cpu().numpy(), low_res[:n].float().cpu().numpy(), time.perf_counter() - start,
             )
@@ -310,6 +305,13 @@ class Predictor:
         if token:  # the multimask output holds tokens 1..3
             low_res, iou = low_res[:, token - 1 : token], iou[:, token - 1 : token]
         return low_res, iou
+
+    def _masks_at_original(self, low_res: torch.Tensor) -> np.ndarray:
+        """bool B x C x H x W masks of B x C low-res logits, at the current image's size."""
+        current = self._require_image()
+        return masks_at_original(
+            low_res, current.input_size, current.original_size, self.config.img_size, self.sam.mask_threshold,
+        )
 
     def _require_image(self) -> CachedEmbedding:
         """The current image's embedding record; PromptError when no image is set."""
