@@ -15,8 +15,8 @@ Design (why the current image keeps priority):
 - Results go back to the GUI thread as signals; the WINDOW saves them (as it saves edits), so
   every write to the store is ordered with the user's own saves and an image the user
   touched meanwhile is never overwritten. Nothing here writes.
-- ``cancel()`` stops after the images in hand (one per model worker); each save is atomic in the store, so a cancel
-  leaves every image either untouched or fully pre-segmented.
+- ``cancel()`` stops after the images in hand (one per model worker); each save is atomic in
+  the store, so a cancel leaves every image either untouched or fully pre-segmented.
 """
 
 from __future__ import annotations
