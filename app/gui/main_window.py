@@ -44,6 +44,7 @@ from app.gui.export_dialog import ExportCommands
 from app.gui.folder_commands import FolderCommands
 from app.gui.heap import release_freed_memory
 from app.gui.layout_memory import remember_layout, restore_layout
+from app.gui.model_commands import ModelCommands
 from app.gui.model_menu import ModelMenu
 from app.gui.project_health import ProjectHealthView
 from app.gui.review_commands import ReviewCommands
@@ -55,11 +56,11 @@ from engine.imaging import LoadedImage
 from engine.predict import EmbeddingCache
 from engine.project import label_areas
 
-NO_MODEL = "no model installed - choose one (Model menu)"
 EMBED_CACHE_BYTES = 512 << 20
 
 
-class MainWindow(FolderCommands, ReviewCommands, ExportCommands, ProjectHealthView, WindowCommands, QMainWindow):
+class MainWindow(ModelCommands, FolderCommands, ReviewCommands, ExportCommands, ProjectHealthView, WindowCommands,
+                 QMainWindow):
     AUTOSAVE_MS = 5000
     AREAS_MS = 100
     saved = Signal(str, int)  # rel_path, version
@@ -167,57 +168,6 @@ class MainWindow(FolderCommands, ReviewCommands, ExportCommands, ProjectHealthVi
         self.model_menu.model_chosen.connect(lambda spec: self.load_model(spec, self.device))
         self.model_menu.device_chosen.connect(lambda dev: self.load_model(self.model_spec, dev))
         self.export_done.connect(self._export_finished)
-
-    # -- model -----------------------------------------------------------------------------
-    def load_model(self, spec: str | None, device: str = "auto") -> None:
-        """Load in the worker; on success the current image is re-embedded."""
-        from engine.models import default_model_name
-
-        if spec is None and default_model_name() is None:
-            self.status.set_model(None, None)
-            self.statusBar().showMessage(NO_MODEL)
-            self.status.model.setText(NO_MODEL)
-            return
-        # Spec and device become current only once the load succeeds (_model_ready), so a
-        # failed load never turns a later device switch into a reload of the broken model.
-        self._pending_model = (spec, device)
-        self.model_loading = True
-        self.worker.load_model(spec, device)
-
-    def _model_ready(self, info: ModelInfo) -> None:
-        self.model_loading = False
-        pending = self._pending_model
-        if pending is not None:
-            self.model_spec, self.device = pending
-            self.model_menu.device = self.device
-        self.model_info = info
-        self.annotator.model = (info.name, info.model_hash)
-        self.annotator.style = self.panel.set_styles(info.styles, self.annotator.preferred_style())
-        self.model_menu.current_source = info.source
-        self.status.set_model(info.name, info.device)
-        self.loader.set_model(info.model, info.device)
-        self.statusBar().showMessage(f"model {info.name} on {info.device}", 4000)
-        self.embedded_token = -1
-        if self.image is not None:
-            self.worker.post_embed(self.token, self.image.pixels)
-
-    def _model_failed(self, message: str) -> None:
-        self.model_loading = False
-        self.show_error(message)
-        if self.model_info is None:
-            self.status.model.setText(NO_MODEL)
-
-    def _embed_failed(self, token: int, message: str) -> None:
-        if token == self.token:
-            self.show_error(message)
-
-    def _worker_busy(self, what: str) -> None:
-        self.status.set_busy(what)
-
-    def _embedded(self, token: int, info) -> None:
-        if token == self.token:
-            self.embedded_token = token
-            self.status.set_embedding(info.seconds, info.from_cache)
 
     # -- project and navigation ------------------------------------------------------------
     def open_paths(self, paths: list[str | Path]) -> bool:
