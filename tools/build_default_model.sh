@@ -11,6 +11,9 @@ RUNS=${RUNS:-$HOME/lungsam-runs}
 THREADS=${THREADS:-1}
 TRAIN=$DATA/covidqu_ex/train
 VAL=$DATA/covidqu_ex/val
+# --val-limit 400: the shipped runs validated on the first 400 val images (Normal and COVID
+# only); the trainer now draws 400 at random from all classes (seeded), so a rebuild may keep
+# another epoch as best/ than the shipped one did.
 common=(--data "$TRAIN" --val "$VAL" --val-limit 400 --threads "$THREADS" --seed 0
         --cache-dir "$RUNS/.data-cache")
 resume() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }

@@ -6,6 +6,11 @@
 #   RETEST=1 tools/mutation.sh ...        run the survivors again (after tests were added)
 #   FRESH=1 tools/mutation.sh ...         forget earlier results (after the module changed)
 #   MUTATION_BUDGET=600 tools/mutation.sh ... at most 600 s per module, the rest left pending
+#   MUTATION_SAMPLE=100 tools/mutation.sh ... a seeded random 100 of the module's mutants
+#                                          (MUTATION_SEED, default 0): for modules whose tests
+#                                          are too slow to run every mutant; reported apart
+#   MUTATION_TIMEOUT=600 ...               seconds per mutant before it counts as killed
+#                                          (default 120; raise it on a loaded machine)
 #
 # Each module is mutated in a copy of the checkout (under $MUTATION_WORK, default
 # /tmp/lungsam-mutation), never in the working tree, and each mutant runs only the
@@ -29,11 +34,11 @@ declare -A TESTS=(
   [engine/quant/int8_runtime.py]="tests/engine/quant/test_int8_runtime.py"
   [engine/adalora/layer.py]="tests/engine/adalora/test_adalora.py"
   [engine/adalora/model.py]="tests/engine/adalora/test_adalora.py tests/trainer/training/test_stages.py"
-  [engine/project/store.py]="tests/engine/project/test_store.py tests/engine/test_atomic.py"
-  [engine/project/db.py]="tests/engine/project/test_store.py"
-  [engine/project/annotations.py]="tests/engine/project/test_store.py tests/engine/test_atomic.py"
+  [engine/project/store.py]="tests/engine/project/test_store.py tests/engine/test_atomic.py tests/engine/project/test_db.py tests/engine/project/test_damaged.py tests/engine/project/test_migration.py tests/engine/project/test_review.py tests/engine/project/test_disk_full.py"
+  [engine/project/db.py]="tests/engine/project/test_store.py tests/engine/project/test_db.py tests/engine/project/test_damaged.py tests/engine/project/test_migration.py tests/engine/project/test_review.py tests/engine/project/test_disk_full.py"
+  [engine/project/annotations.py]="tests/engine/project/test_store.py tests/engine/test_atomic.py tests/engine/project/test_db.py tests/engine/project/test_damaged.py tests/engine/project/test_migration.py tests/engine/project/test_review.py tests/engine/project/test_disk_full.py"
   [trainer/training/stages.py]="tests/trainer/training/test_stages.py"
-  [trainer/training/loop.py]="tests/trainer/training/test_stages.py tests/trainer/training/test_loop.py"
+  [trainer/training/loop.py]="tests/trainer/training/test_loop_units.py tests/trainer/training/test_stages.py tests/trainer/training/test_loop.py"
 )
 ORDER=(
   trainer/evaluation/metrics.py trainer/evaluation/stats.py engine/adalora/rank_allocator.py
@@ -91,6 +96,9 @@ TOML
   # otherwise run and count the mutants the filter exists to leave out
   cr-filter-operators "$db" "$cfg"
   cr-filter-pragma "$db"  # lines marked '# pragma: no mutate' (equivalent mutants, see README)
+  if [ -n "${MUTATION_SAMPLE:-}" ]; then
+    python "$ROOT/tools/mutation_sample.py" "$db" "$MUTATION_SAMPLE" "${MUTATION_SEED:-0}"
+  fi
   if [ -n "${RETEST:-}" ]; then
     python - "$db" <<'PY'
 import sqlite3, sys

@@ -56,6 +56,11 @@ class Tally:
     #: mutants cosmic-ray could not apply (its own exception, e.g. ExceptionReplacer on a
     #: dotted name such as ``re.error``): never tested, so neither killed nor survived
     errors: int = 0
+    #: left out of a MUTATION_SAMPLE run (not chosen by the seeded sample)
+    not_sampled: int = 0
+    #: killed only by running past MUTATION_TIMEOUT: on a loaded machine a survivor can, so
+    #: they are counted apart and named
+    timeouts: int = 0
     survivors: list[tuple[dict, dict]] = field(default_factory=list)
     equivalents: list[tuple[dict, dict[str, Any]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -79,6 +84,7 @@ def tally(records: list[tuple[dict, dict | None]], equivalents: dict[Key, dict[s
             t.pending += 1
             continue
         if result.get("worker_outcome") == "skipped":
+            t.not_sampled += result.get("output") == "not sampled"
             continue
         m = item["mutations"][0]
         if result.get("worker_outcome") == "exception":
@@ -98,6 +104,9 @@ def tally(records: list[tuple[dict, dict | None]], equivalents: dict[Key, dict[s
                 t.survivors.append((item, result))
         else:  # killed, or incompetent (the mutant ran but cannot even import, or timed out)
             t.killed += 1
+            if result.get("worker_outcome") == "timeout":
+                t.timeouts += 1
+                t.warnings.append(f"killed by the time limit only: {_where(m)}")
             if entry is not None:
                 t.warnings.append(f"listed as equivalent but a test kills it: {_where(m)}")
     return t
@@ -124,13 +133,14 @@ def main(argv: list[str]) -> int:
     equivalents = load_equivalents(equivalent_file)
     print(
         f"{'module':40s} {'killed':>6s} {'surv.':>5s} {'equiv.':>6s} {'pending':>7s} {'score':>6s}"
+        "  (unsampled)"
     )
     for db in sorted(work.glob("*.sqlite")):
         t = tally(session(db), equivalents)
         score = f"{t.score:5.1f}%" if t.score is not None else "  -  "
         print(
             f"{db.stem.removesuffix('.py'):40s} {t.killed:6d} {t.survived:5d} {t.equivalent:6d} "
-            f"{t.pending:7d} {score:>6s}"
+            f"{t.pending:7d} {score:>6s}" + (f"  ({t.not_sampled})" if t.not_sampled else "")
         )
         for item, result in t.survivors:
             print(f"    survived: {_where(item['mutations'][0])}")

@@ -31,7 +31,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", help="write JSON-lines progress events to FILE or - (stdout)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--val-limit", type=int, help="validate on the first N validation images only")
+    p.add_argument("--val-limit", type=int, help="validate on N validation images drawn at random (seeded by --seed), not the first N")
     p.add_argument("--exclude", help="CSV/text file whose first column lists image names to leave out")
     p.add_argument("--cache-dir", help="where decoded data sets are cached (default RUN/../.data-cache)")
     p.add_argument("--preset", choices=["default", "paper"], default="default",

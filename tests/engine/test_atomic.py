@@ -238,8 +238,11 @@ def test_project_mask_pngs_are_durable_before_the_row_that_names_them(disk, tmp_
             i = disk.renames_to(png)[-1]
             assert any(start > i + 1 for start in committed_at), f"{png.name}: no transaction after it"
         image_folder = files[0].parent
-        mkdir_sync = [c for c in disk.calls if c == ("fsync", store.masks_dir.absolute())]
-        assert mkdir_sync, f"the new folder {image_folder.name} is made durable in {store.masks_dir}"
+        mkdir_sync = [i for i, c in enumerate(disk.calls) if c == ("fsync", store.masks_dir.absolute())]
+        # the first save: its version transaction, the new folder made durable in masks/, then
+        # the transaction that records the files (an fsync from opening the store is not enough)
+        assert any(committed_at[0] <= i < committed_at[1] for i in mkdir_sync), (
+            f"the new folder {image_folder.name} is made durable in {store.masks_dir}")
         for version in (1, 2):
             assert store.load_annotation("a.png", version=version) is not None
 

@@ -85,3 +85,51 @@ def test_committed_equivalents_point_at_their_lines_in_the_current_source() -> N
     for (module, _op, _occ), e in entries.items():
         lines = (ROOT / module).read_text().splitlines()
         assert lines[e["line"] - 1].strip() == e["original"], (module, e["line"])
+
+
+def test_unsampled_and_timed_out_mutants_are_counted_apart() -> None:
+    item, _ = record("core/Z", 1, 5, None)
+    unsampled = (item, {"worker_outcome": "skipped", "output": "not sampled", "test_outcome": None})
+    timed_out = (item, {"worker_outcome": "timeout", "test_outcome": "killed"})
+    records = [unsampled, timed_out, record("core/W", 0, 5, "skipped"), record("core/Z", 0, 5, "killed")]
+    t = report.tally(records, {})
+    assert (t.killed, t.not_sampled, t.timeouts, t.pending) == (2, 1, 1, 0)
+    assert any("time limit" in w for w in t.warnings)
+
+
+def _session(path: Path, jobs: int, filtered: int) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE work_items (job_id VARCHAR PRIMARY KEY)")
+        db.execute("CREATE TABLE work_results (worker_outcome VARCHAR, output TEXT, "
+                   "test_outcome VARCHAR, diff TEXT, job_id VARCHAR PRIMARY KEY)")
+        db.executemany("INSERT INTO work_items VALUES (?)", [(f"j{i:03d}",) for i in range(jobs)])
+        db.executemany("INSERT INTO work_results VALUES ('SKIPPED', 'Filtered operator', NULL, NULL, ?)",
+                       [(f"j{i:03d}",) for i in range(filtered)])
+
+
+def _pending(path: Path) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        done = {r[0] for r in db.execute("SELECT job_id FROM work_results")}
+        return {r[0] for r in db.execute("SELECT job_id FROM work_items")} - done
+
+
+def test_a_sample_is_seeded_leaves_filtered_mutants_alone_and_grows(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("mutation_sample", ROOT / "tools/mutation_sample.py")
+    sampler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sampler)
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    _session(a, 50, 10)
+    _session(b, 50, 10)
+    assert sampler.sample(str(a), 15, seed=3) == (15, 40)
+    first = _pending(a)
+    assert len(first) == 15 and not first & {f"j{i:03d}" for i in range(10)}  # never a filtered one
+    sampler.sample(str(b), 15, seed=3)
+    assert _pending(b) == first  # same seed, same mutants
+    sampler.sample(str(a), 25, seed=3)
+    assert len(_pending(a)) == 25 and first <= _pending(a)  # a larger sample only adds
+    sampler.sample(str(b), 15, seed=4)
+    assert _pending(b) != first

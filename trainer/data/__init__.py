@@ -16,6 +16,7 @@ from trainer.data.datasets import (
     patient_key,
     project_pairs,
     read_mask,
+    sample_pairs,
     split_pairs,
 )
 from trainer.data.lung_labels import IMAGE_LEFT, IMAGE_RIGHT, box_of, labels_from_masks, split_lungs
@@ -45,6 +46,7 @@ __all__ = [
     "project_pairs",
     "read_mask",
     "split_lungs",
+    "sample_pairs",
     "split_pairs",
     "style_sets",
     "tight_box",

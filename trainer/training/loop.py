@@ -200,8 +200,8 @@ class Trainer:
         if self.loop.augment:
             images, labels = augment_batch(images, labels, AugmentConfig(), gen)
         boxes, idx, targets, _ = batch_prompts(labels, jitter_px=self.loop.jitter_px, generator=gen, limits=limits)
-        if len(boxes) == 0:
-            return {}
+        if len(boxes) == 0:  # no lung left in the batch (augmentation moved it out)
+            return _skip_batch(self)
         tokens = torch.as_tensor(self.train_set.styles[indices])[idx]
         x = normalize_and_pad(images, self.config)
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
@@ -354,3 +354,10 @@ def check_disk_space(path: Path, needed_bytes: int) -> None:
         raise TrainingError(
             f"{path}: only {free / 2**20:.0f} MiB free on disk, need about {needed_bytes / 2**20:.0f} MiB"
         )
+
+
+def _skip_batch(trainer: Trainer) -> dict[str, float]:
+    """Skip a batch with nothing to learn from, counting its step: ``run`` draws batches by
+    step, so an uncounted step would draw this same batch forever."""
+    trainer.step += 1
+    return {}

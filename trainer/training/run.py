@@ -24,6 +24,7 @@ from trainer.data import (
     concat_sets,
     find_pairs,
     load_set,
+    sample_pairs,
     split_pairs,
     style_sets,
     token_of,
@@ -296,7 +297,7 @@ def _run(req: TrainRequest, events: EventWriter, device: torch.device) -> Path:
     else:
         val_pairs = find_pairs(req.val, exclude)
     if req.val_limit is not None:
-        val_pairs = val_pairs[: req.val_limit]
+        val_pairs = sample_pairs(val_pairs, req.val_limit, req.seed)
     events.emit("loading", train_pairs=len(train_pairs), val_pairs=len(val_pairs))
     styles = apply_style_names(model, list(req.styles or []), req.stage)
     main_token = token_of(styles, req.data_style)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -297,3 +298,162 @@ def test_config_dict_round_trip_and_unknown_key_rejected() -> None:
         adalora_config_from_dict({**data, "rank_max": 3})
     with pytest.raises(ValueError):
         AdaLoraConfig(r_max=8, target_rank=9)
+
+
+def test_config_defaults_are_the_papers() -> None:
+    """r_max 48 pruned to an average of 32, scale 1, only qkv, ortho weight 0.003 (paper 3.2)."""
+    c = AdaLoraConfig()
+    assert (c.r_max, c.target_rank, c.alpha, c.init_std) == (48, 32, 48.0, 0.02)
+    assert (c.include_proj_mlp, c.target_pattern, c.ortho_weight) == (False, None, 0.003)
+    assert c.scale == 1.0 and c.target_regex() == r"(?:^|\.)blocks\.\d+\.attn\.qkv$"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.r_max = 8  # type: ignore[misc]
+    assert AdaLoraConfig(target_pattern=r"mlp\.lin1$", include_proj_mlp=True).target_regex() == r"mlp\.lin1$"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"r_max": 1, "target_rank": 1}, {"r_max": 4, "target_rank": 0}, {"r_max": 4, "target_rank": 4},
+])
+def test_config_accepts_its_bounds(kwargs) -> None:
+    assert AdaLoraConfig(**kwargs).r_max == kwargs["r_max"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"r_max": 0, "target_rank": 0}, "r_max must be >= 1"),
+    ({"r_max": 4, "target_rank": 5}, "target_rank must lie in"),
+    ({"r_max": 4, "target_rank": -1}, "target_rank must lie in"),
+    ({"r_max": "eight"}, "invalid"),  # TypeError inside __post_init__
+    ({"target_pattern": "blocks.(qkv"}, "invalid"),  # re.error
+])
+def test_invalid_config_values_are_a_model_load_error(data, message) -> None:
+    with pytest.raises(ModelLoadError, match=message):
+        adalora_config_from_dict(data)
+
+
+def test_layer_initialisation_follows_its_arguments() -> None:
+    torch.manual_seed(0)
+    layer = AdaLoraLinear(nn.Linear(300, 200), r_max=40, alpha=10.0, init_std=0.05)
+    assert layer.scale == pytest.approx(0.25) and layer.r_max == 40
+    assert (layer.in_features, layer.out_features) == (300, 200)
+    assert layer.lora_P.std().item() == pytest.approx(0.05, rel=0.05)
+    assert layer.lora_Q.std().item() == pytest.approx(0.05, rel=0.05)
+    assert torch.equal(layer.lora_lambda, torch.zeros(40)) and torch.equal(layer.rank_mask, torch.ones(40))
+    assert layer.rank() == 40 and "r_max=40, rank=40, scale=0.25\n" in repr(layer)
+    default = AdaLoraLinear(nn.Linear(300, 200), r_max=40, alpha=40.0)
+    assert default.lora_P.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_adapter_stays_fp32_on_a_half_precision_base_and_returns_the_base_dtype() -> None:
+    base = nn.Linear(6, 4).to(torch.bfloat16)
+    layer = AdaLoraLinear(base, r_max=3, alpha=3.0)
+    assert {t.dtype for t in (layer.lora_P, layer.lora_Q, layer.lora_lambda, layer.rank_mask)} == {torch.float32}
+    with torch.no_grad():
+        layer.lora_lambda.fill_(1.0)
+    x = torch.randn(2, 6, dtype=torch.bfloat16)
+    out = layer(x)
+    assert out.dtype == torch.bfloat16
+    expected = base(x).float() + x.float() @ layer.delta_weight().t()
+    assert torch.allclose(out.float(), expected, atol=0.05)
+
+
+def test_set_rank_mask_checks_size_and_values_and_keeps_the_buffer() -> None:
+    layer = AdaLoraLinear(nn.Linear(5, 4), r_max=3, alpha=3.0)
+    buffer = layer.rank_mask
+    layer.set_rank_mask(torch.tensor([[1, 0, 1]]))  # any shape with r_max entries
+    assert layer.rank_mask is buffer and buffer.dtype == torch.float32
+    assert buffer.tolist() == [1.0, 0.0, 1.0] and layer.rank() == 2
+    with pytest.raises(ValueError, match="needs 3 entries, got 2"):
+        layer.set_rank_mask(torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="0 or 1"):
+        layer.set_rank_mask(torch.tensor([1.0, 0.5, 1.0]))
+    assert buffer.tolist() == [1.0, 0.0, 1.0]  # a refused mask changes nothing
+
+
+def test_wrapping_again_never_wraps_an_adapters_own_base() -> None:
+    enc = small_encoder()
+    config = AdaLoraConfig(r_max=4, target_rank=2, target_pattern=r"attn\.qkv")
+    assert wrap_adalora(enc, config) == QKV
+    # the adapters' inner layers are named blocks.N.attn.qkv.base and match the pattern too
+    with pytest.raises(ModelLoadError, match="matches the AdaLoRA target pattern"):
+        wrap_adalora(enc, config)
+    assert isinstance(enc.blocks[0].attn.qkv.base, nn.Linear)
+
+
+def test_model_operations_refuse_a_model_without_adapters() -> None:
+    for operation in (orthogonal_regularizer, freeze_rank_masks):
+        with pytest.raises(ValueError, match="no AdaLoRA adapters"):
+            operation(small_encoder())
+
+
+def test_orthogonality_loss_is_the_mean_over_adapters_of_both_terms() -> None:
+    holder = nn.Module()
+    holder.a = AdaLoraLinear(nn.Linear(3, 2), r_max=2, alpha=2.0)
+    holder.b = AdaLoraLinear(nn.Linear(3, 2), r_max=2, alpha=2.0)
+    with torch.no_grad():
+        holder.a.lora_P.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # P^T P - I = diag(0, 3): 9
+        holder.a.lora_Q.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # orthonormal: 0
+        holder.b.lora_P.copy_(torch.eye(2))  # 0
+        holder.b.lora_Q.copy_(torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))  # Q Q^T - I = diag(1, 0): 1
+    assert orthogonal_regularizer(holder).item() == pytest.approx((9.0 + 1.0) / 2)
+
+
+def test_freeze_with_an_sgd_optimizer_clears_masked_momentum_and_its_hook_can_be_removed() -> None:
+    enc = small_encoder()
+    wrap_adalora(enc, AdaLoraConfig(r_max=4, target_rank=2))
+    randomise_lambda(enc)
+    opt = torch.optim.SGD(lambda_parameters(enc), lr=0.1, momentum=0.9)
+    enc(image()).pow(2).mean().backward()
+    opt.step()
+    assert freeze_rank_masks(enc) is None
+    mask = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    for layer in adapter_modules(enc).values():
+        layer.set_rank_mask(mask)
+    handle = freeze_rank_masks(enc, opt)
+    for layer in adapter_modules(enc).values():
+        assert torch.all(layer.lora_lambda[mask == 0] == 0)
+        momentum = opt.state[layer.lora_lambda]["momentum_buffer"]
+        assert torch.all(momentum[mask == 0] == 0) and torch.all(momentum[mask == 1] != 0)
+    layer = enc.blocks[0].attn.qkv
+    with torch.no_grad():  # something outside the optimizer writes a masked entry ...
+        layer.lora_lambda[1] = 5.0
+    opt.zero_grad()
+    enc(image()).pow(2).mean().backward()
+    opt.step()
+    assert layer.lora_lambda[1].item() == 0.0  # ... and the step's hook zeroes it again
+    handle.remove()
+    with torch.no_grad():
+        layer.lora_lambda[1] = 5.0
+    opt.step()
+    assert layer.lora_lambda[1].item() == 5.0  # detached: the hook no longer runs
+
+
+def test_rank_pattern_is_plain_ints_and_a_bad_entry_names_its_layer() -> None:
+    enc = small_encoder()
+    wrap_adalora(enc, AdaLoraConfig(r_max=3, target_rank=2))
+    enc.blocks[1].attn.qkv.set_rank_mask(torch.tensor([0, 1, 1]))
+    pattern = rank_pattern(enc)
+    assert pattern == {QKV[0]: [1, 1, 1], QKV[1]: [0, 1, 1]}
+    assert all(type(v) is int for row in pattern.values() for v in row)
+    with pytest.raises(ModelLoadError, match=r"'blocks\.1\.attn\.qkv'.*0 or 1"):
+        apply_rank_pattern(enc, {QKV[0]: [1, 0, 1], QKV[1]: [2, 0, 1]})
+    with pytest.raises(ModelLoadError, match=r"without a layer \['blocks\.9\.attn\.qkv'\]"):
+        apply_rank_pattern(enc, {**pattern, "blocks.9.attn.qkv": [1, 1, 1]})
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_merge_keeps_bias_dtype_and_is_idempotent(bias: bool) -> None:
+    holder = nn.Module()
+    holder.fc = AdaLoraLinear(nn.Linear(6, 4, bias=bias).to(torch.bfloat16), r_max=3, alpha=3.0)
+    with torch.no_grad():
+        holder.fc.lora_lambda.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    holder.fc.set_rank_mask(torch.tensor([1, 0, 1]))
+    expected = (holder.fc.base.weight.float() + holder.fc.delta_weight()).to(torch.bfloat16)
+    bias_before = None if not bias else holder.fc.base.bias.clone()
+    merge_adalora(holder)
+    fc = holder.fc
+    assert type(fc) is nn.Linear and fc.weight.dtype == torch.bfloat16
+    assert torch.equal(fc.weight, expected)
+    assert (fc.bias is None) if not bias else torch.equal(fc.bias, bias_before)
+    assert not any(p.requires_grad for p in fc.parameters())
+    merge_adalora(holder)
+    assert holder.fc is fc

@@ -225,3 +225,48 @@ def test_a_renamed_image_takes_its_masks_along(project):
         assert "a.png" not in {r.rel_path for r in store.list_images()}
         assert store.image_problems() == {}
     assert check_project(project) == []
+
+
+class _FailingConnection:
+    """A real connection whose statements containing ``fail_on`` raise a DatabaseError (as a
+    database that SQLite cannot use at that point would); everything else goes through."""
+
+    made: list[_FailingConnection] = []
+
+    def __init__(self, conn: sqlite3.Connection, fail_on: str) -> None:
+        self._conn, self._fail_on, self.closed = conn, fail_on, False
+        _FailingConnection.made.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+        self._conn.close()
+
+    def execute(self, sql: str, *args):
+        if self._fail_on in sql:
+            raise sqlite3.DatabaseError("file is not a database")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+@pytest.mark.parametrize("read_only, fail_on", [(False, "journal_mode"), (True, "query_only")])
+def test_a_database_sqlite_cannot_use_after_the_checks_is_one_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch, read_only: bool, fail_on: str
+) -> None:
+    from engine.project import ProjectStoreError
+    from engine.project import store as store_module
+
+    writer = ProjectStore.open(project) if read_only else None  # a viewer opens beside a writer
+    _FailingConnection.made.clear()
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(store_module.sqlite3, "connect",
+                        lambda *a, **k: _FailingConnection(real_connect(*a, **k), fail_on))
+    with pytest.raises(ProjectStoreError, match=r"project\.db: the project database is unusable \(file is not"):
+        ProjectStore.open(project, read_only=read_only)
+    assert _FailingConnection.made and all(c.closed for c in _FailingConnection.made)  # none leaked
+    monkeypatch.undo()
+    if writer is not None:
+        writer.close()
+    with ProjectStore.open(project) as again:  # the failed open let go of the lock
+        assert len(again.list_images()) == 3

@@ -107,7 +107,7 @@ def test_a_newer_project_is_read_never_upgraded_or_changed(newer_project: Path) 
         assert np.array_equal(view.latest_annotation("a.png").masks["lungs"], lungs((24, 32), 1)["lungs"])
         assert view.list_model_versions()[0]["name"] == "ft-1"
     with ProjectStore.open(newer_project, read_only=True) as shared:
-        assert "newer LungSAM" in shared.read_only_reason
+        assert "newer LungSAM (schema 99;" in shared.read_only_reason
         assert shared.latest_annotation("b.png").version == 1
     problems = check_project(newer_project)
     assert len(problems) == 1 and "newer LungSAM (schema 99" in problems[0].message

@@ -40,6 +40,18 @@ def test_open_creates_layout_with_wal_full_sync_and_schema_version(folder: Path)
         assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == ps.SCHEMA_VERSION
         lock_text = (folder / ".lungsam" / "lock").read_text().split()
         assert int(lock_text[0]) == os.getpid()
+        # a reader waits up to 10 s for a writer's commit instead of failing at once
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == ps.BUSY_TIMEOUT_MS == 10_000
+        with ProjectStore.open(folder, read_only=True) as viewer:
+            assert viewer.read_only and viewer.read_only_reason == ProjectStore.SHARED
+            assert viewer._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+            assert viewer._conn.execute("PRAGMA query_only").fetchone()[0] == 1
+    assert (folder / ".lungsam" / "lock").read_text() == ""  # no stale pid left behind
+    with pytest.raises(ProjectStoreError, match="the project is closed"):
+        store.list_images()
+    with pytest.raises(ProjectStoreError, match="the project is closed"):
+        store.register_images(["a.png"])
+    store.close()  # closing twice is harmless
 
 
 def test_register_5000_images_is_fast_idempotent_and_sorted(tmp_path: Path) -> None:
@@ -286,3 +298,150 @@ def test_model_versions_upsert_and_activate(store: ProjectStore, tmp_path: Path)
     assert store.active_model()["name"] == "stage1"
     with pytest.raises(ProjectStoreError, match="no model version named 'nope'"):
         store.set_active_model("nope")
+
+
+def test_image_records_are_frozen(store: ProjectStore) -> None:
+    import dataclasses
+
+    record = store.list_images()[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.status = "corrected"  # type: ignore[misc]
+
+
+def test_latest_annotations_yield_each_annotated_image_once_by_path(store: ProjectStore) -> None:
+    store.save_annotation("b.png", lung_masks(), "model")
+    store.save_annotation("b.png", lung_masks(), "corrected")
+    store.save_annotation("a.png", lung_masks(), "model")
+    assert [(r.rel_path, a.version, a.kind) for r, a in store.latest_annotations()] == [
+        ("a.png", 1, "model"), ("b.png", 2, "corrected")]
+    assert [(r.rel_path, a.version) for r, a in store.latest_annotations("model")] == [
+        ("a.png", 1), ("b.png", 1)]
+    assert [r.rel_path for r, _ in store.latest_annotations("corrected")] == ["b.png"]
+    assert all(a.masks for _, a in store.latest_annotations())  # with their masks
+
+
+def test_every_way_of_opening_serves_the_gui_worker_threads(folder: Path) -> None:
+    """The window saves and reads from worker threads: one connection shared across them."""
+    import threading
+
+    def from_a_thread(store: ProjectStore) -> list[str]:
+        out: list = []
+        worker = threading.Thread(target=lambda: out.extend(r.rel_path for r in store.list_images()))
+        worker.start()
+        worker.join()
+        return out
+
+    with ProjectStore.open(folder) as writer:
+        writer.register_images(["a.png"])
+        assert from_a_thread(writer) == ["a.png"]
+        with ProjectStore.open(folder, read_only=True) as viewer:
+            assert from_a_thread(viewer) == ["a.png"]
+    with ProjectStore.open_copy(folder, "shown read-only") as copy:
+        assert from_a_thread(copy) == ["a.png"]
+
+
+def test_a_viewer_beside_a_writer_never_copies_the_live_database(folder: Path, monkeypatch) -> None:
+    """A copy taken while the writer commits can be torn; beside a live writer the file is read
+    through a read-only connection instead (health.inspect_database(copy=False))."""
+    asked: list[bool] = []
+    real = ps.inspect_database
+    monkeypatch.setattr(ps, "inspect_database", lambda root, copy=True: asked.append(copy) or real(root, copy))
+    with ProjectStore.open(folder) as writer:
+        writer.register_images(["a.png"])
+        asked.clear()
+        with ProjectStore.open(folder, read_only=True):
+            assert asked == [False]
+
+
+def test_a_read_only_open_of_an_older_project_reads_an_upgraded_copy(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.engine.project.fixtures.make_release_fixture import TARGET as RELEASE_1
+    from tests.engine.project.store_helpers import tree_digest
+
+    old = Path(shutil.copytree(RELEASE_1, tmp_path / "release_1"))
+
+    def content(root: Path) -> dict:  # SQLite's empty -wal/-shm of a read-only connection aside
+        return {k: v for k, v in tree_digest(root).items() if not k.endswith(("-wal", "-shm"))}
+
+    before = content(old)
+    with ProjectStore.open(old, read_only=True) as view:
+        assert view._copy_dir is not None and view._copy_dir.is_dir()
+        assert view.latest_annotation("a.png").version == 2
+        copy_dir = view._copy_dir
+    assert not copy_dir.exists()  # the private copy goes with the view
+    assert content(old) == before
+
+
+def test_a_failed_read_only_copy_cleans_up_and_reports_its_own_error(
+    folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import tempfile
+
+    with ProjectStore.open(folder) as writer:
+        writer.register_images(["a.png"])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    real_rmtree = ps.shutil.rmtree
+
+    def stubborn_rmtree(path, ignore_errors=False, **kwargs):  # a copy that will not go quietly
+        real_rmtree(path, ignore_errors=True)
+        if not ignore_errors and "lungsam-readonly-" in str(path):
+            raise OSError("device busy")
+
+    monkeypatch.setattr(ps.shutil, "rmtree", stubborn_rmtree)
+    with monkeypatch.context() as m:
+        m.setattr(ps, "copy_database", lambda root, target: (_ for _ in ()).throw(ProjectStoreError("the copy failed")))
+        with pytest.raises(ProjectStoreError, match="the copy failed"):  # not the clean-up's error
+            ProjectStore.open_copy(folder, "shown read-only")
+    assert list(scratch.iterdir()) == []
+    view = ProjectStore.open_copy(folder, "shown read-only")
+    assert len(list(scratch.iterdir())) == 1
+    view.close()  # nor does closing fail on it
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_folder_where_the_project_folder_cannot_be_made_opens_read_only(folder: Path, monkeypatch) -> None:
+    from engine.project import UnwritableProjectError
+
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if self.name == "masks":
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(UnwritableProjectError, match=r"cannot create \.lungsam \(Permission denied\); opened read-only"):
+        ProjectStore.open(folder)
+    monkeypatch.undo()
+    with ProjectStore.open(folder) as store:  # the lock was let go
+        assert store.list_images() == []
+
+
+def test_a_save_remakes_a_masks_folder_removed_while_the_project_was_open(store: ProjectStore) -> None:
+    import shutil
+
+    shutil.rmtree(store.masks_dir)  # a clean-up tool, or a user tidying hidden folders
+    assert store.save_annotation("a.png", lung_masks(), "corrected") == 1
+    assert store.latest_annotation("a.png").masks
+
+
+def test_annotations_are_frozen_and_compared_by_identity(store: ProjectStore) -> None:
+    """Masks are arrays: a field-wise == would raise on them, so two loads are two objects."""
+    import dataclasses
+
+    store.save_annotation("a.png", lung_masks(), "corrected")
+    first, second = store.latest_annotation("a.png"), store.latest_annotation("a.png")
+    assert first == first and first != second  # no ValueError from comparing arrays
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.kind = "model"  # type: ignore[misc]
+
+
+def test_a_mask_file_gone_from_disk_is_a_store_error_naming_it(store: ProjectStore) -> None:
+    store.save_annotation("a.png", lung_masks(), "corrected")
+    png = next(store.masks_dir.rglob("*.png"))
+    png.unlink()
+    with pytest.raises(ProjectStoreError, match=rf"a.png: mask file .*{png.name} is missing"):
+        store.latest_annotation("a.png")

@@ -86,3 +86,19 @@ def test_split_keeps_held_back_images_apart(small_set):
     assert len(val) == 2 and len(train) == 6
     assert not {p.name for p in train} & {p.name for p in val}
     assert split_pairs(pairs, 0.25, seed=1) == (train, val)
+
+
+def test_a_validation_limit_samples_the_whole_list_not_its_prefix(tmp_path):
+    """Files listed by class (all easy ones first) must not leave a capped set with one class."""
+    from trainer.data import Pair, sample_pairs
+
+    pairs = [Pair(f"{kind}_{i:03d}", tmp_path / f"{kind}_{i:03d}.png", tmp_path / "m.png")
+             for kind in ("normal", "covid", "pneumonia") for i in range(100)]
+    chosen = sample_pairs(pairs, 60, seed=0)
+    assert len(chosen) == 60 and len({p.name for p in chosen}) == 60
+    assert chosen == [p for p in pairs if p in chosen]  # original order kept
+    kinds = [p.name.split("_")[0] for p in chosen]
+    assert all(8 <= kinds.count(k) <= 32 for k in ("normal", "covid", "pneumonia")), kinds
+    assert sample_pairs(pairs, 60, seed=0) == chosen
+    assert sample_pairs(pairs, 60, seed=1) != chosen
+    assert sample_pairs(pairs, 300, seed=0) == pairs and sample_pairs(pairs, 500) == pairs

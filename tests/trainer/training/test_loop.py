@@ -90,7 +90,7 @@ def test_learning_rate_warms_up_then_decays():
 def test_two_process_ddp_ranks_end_with_identical_weights(small_set, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "app.cli", "train", "base", "--data", str(small_set), "--val", str(small_set),
            "--arch", "tiny", "--out", str(out), "--epochs", "2", "--batch-size", "2", "--threads", "1"]
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=300)
