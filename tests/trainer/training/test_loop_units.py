@@ -109,6 +109,10 @@ def test_disk_space_check_makes_the_folder_and_refuses_a_full_disk(tmp_path, mon
     check_disk_space(deep, 10 * 2**20)  # exactly enough
     with pytest.raises(TrainingError, match=r"only 10 MiB free on disk, need about 200 MiB"):
         check_disk_space(deep, 200 << 20)
+    monkeypatch.setattr(loop_module.os, "statvfs",  # rounded to the nearest MiB, not floored
+                        lambda p: SimpleNamespace(f_bavail=1, f_frsize=int(10.6 * 2**20), f_blocks=1))
+    with pytest.raises(TrainingError, match=r"only 11 MiB free on disk, need about 201 MiB"):
+        check_disk_space(deep, int(200.7 * 2**20))
 
 
 def test_dist_info_outside_torchrun(monkeypatch):
@@ -424,6 +428,9 @@ def test_time_left_is_the_remaining_steps_at_the_measured_rate(tmp_path, monkeyp
             steps_per_s = e["images_per_s"] / 2
             assert steps_per_s < 1
             assert e["eta_s"] == pytest.approx((trainer.total_steps - e["step"]) / steps_per_s, rel=0.05)
+    step_etas = [e["eta_s"] for e in trainer.events.events if e["event"] == "step"]
+    assert all(eta == round(eta, 1) for eta in step_etas)  # tenths, in step events too
+    assert any(eta != round(eta) for eta in step_etas)
     epoch_etas = [e["eta_s"] for e in trainer.events.events if e["event"] == "epoch"]
     assert all(eta == round(eta, 1) for eta in epoch_etas) and epoch_etas[-1] == 0.0
     assert epoch_etas[0] != round(epoch_etas[0])  # tenths of a second, not whole seconds
