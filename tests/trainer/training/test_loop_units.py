@@ -320,6 +320,7 @@ class RecordingBar:
 
     def __init__(self, total: int, initial: int, **kwargs: Any) -> None:
         self.total, self.n, self.postfix, self.closed = total, initial, [], False
+        self.kwargs = kwargs
         RecordingBar.made.append(self)
 
     def update(self, k: int) -> None:
@@ -340,6 +341,7 @@ def test_the_progress_bar_counts_steps_and_names_the_one_based_epoch(tmp_path, m
     trainer.run(stop_at=5)
     bar = RecordingBar.made[-1]
     assert (bar.total, bar.n, bar.closed) == (8, 5, True)
+    assert bar.kwargs == {"disable": True, "unit": "step", "dynamic_ncols": True}  # follows the terminal width
     assert [p["epoch"] for p in bar.postfix] == [1, 1, 1, 1, 2]
     resumed = make_trainer(tmp_path, epochs=2)
     resumed.resume()
@@ -404,6 +406,10 @@ def test_warm_up_is_at_most_a_tenth_of_the_run(tmp_path):
     assert trainer.total_steps == 100
     trainer.train_step(np.arange(2))
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 1 / 10)
+    odd = make_trainer(tmp_path / "odd", n=6, epochs=15, warmup_steps=1000)  # 45 steps: 4, not 4.5
+    assert odd.total_steps == 45
+    odd.train_step(np.arange(2))
+    assert odd.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 1 / 4)
 
 
 @pytest.mark.parametrize("max_clicks, val_clicks, expected", [(0, 3, 0), (1, 2, 2), (4, 3, 3)])
