@@ -222,8 +222,8 @@ def test_run_validates_each_epoch_exports_only_improved_eligible_epochs_and_fini
     kinds = trainer.events.kinds()
     assert kinds[0] == "start" and kinds[-1] == "finished_stage" and kinds.count("epoch") == 4
     assert [e["best"] for e in trainer.events.events if e["event"] == "epoch"] == [False, True, False, True]
-    steps = [e["step"] for e in trainer.events.events if e["event"] == "step"]
-    assert steps == [3, 6, 9, 12, 15]  # every log_every steps of the 16
+    steps = [(e["step"], e["epoch"]) for e in trainer.events.events if e["event"] == "step"]
+    assert steps == [(3, 1), (6, 2), (9, 3), (12, 3), (15, 4)]  # every log_every steps of the 16
     assert kinds.count("checkpoint") == 4 and (tmp_path / CHECKPOINT).is_file()
 
 
