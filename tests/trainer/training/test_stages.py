@@ -78,7 +78,7 @@ def test_stage1_extra_loss_is_weighted_regulariser_and_is_in_the_step_loss(tmp_p
 
     monkeypatch.setattr(loop_module, "segmentation_loss", recording)
     trainer = make_trainer(model, groups, hooks, tmp_path, epochs=1)
-    before = float(hooks.extra_loss(model))
+    before = float(hooks.extra_loss(model).detach())
     parts = trainer.train_step(trainer._batch(0, 0)[0])
     assert parts["extra_loss"] == pytest.approx(before, rel=1e-6) and parts["extra_loss"] > 0
     assert parts["loss"] == pytest.approx(seg_losses[-1] + before, rel=1e-6, abs=1e-7)
