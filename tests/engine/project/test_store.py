@@ -390,9 +390,12 @@ def test_a_failed_read_only_copy_cleans_up_and_reports_its_own_error(
         if not ignore_errors and "lungsam-readonly-" in str(path):
             raise OSError("device busy")
 
+    def copy_fails(root, target):
+        raise ProjectStoreError("the copy failed")
+
     monkeypatch.setattr(ps.shutil, "rmtree", stubborn_rmtree)
     with monkeypatch.context() as m:
-        m.setattr(ps, "copy_database", lambda root, target: (_ for _ in ()).throw(ProjectStoreError("the copy failed")))
+        m.setattr(ps, "copy_database", copy_fails)
         with pytest.raises(ProjectStoreError, match="the copy failed"):  # not the clean-up's error
             ProjectStore.open_copy(folder, "shown read-only")
     assert list(scratch.iterdir()) == []

@@ -8,6 +8,7 @@ DDP ranks agree) are in ``test_loop.py``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -62,6 +63,17 @@ def make_trainer(tmp_path: Path, n: int = 8, hooks: StageHooks | None = None, **
     data = synthetic_set(CONFIG.img_size, n)
     return Trainer(model, CONFIG, groups, data, data, tmp_path, LoopConfig(**args), Recorder(), hooks,
                    "cpu", progress=False)
+
+
+def validate_as(monkeypatch, score: float) -> None:
+    """Skip the real validation: every epoch scores ``score`` (what these tests steer by)."""
+    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": score})
+
+
+def tick(monkeypatch, seconds: float) -> None:
+    """The loop's clock moves ``seconds`` at every read (0 at the first)."""
+    reads = itertools.count()
+    monkeypatch.setattr(loop_module.time, "monotonic", lambda: seconds * next(reads))
 
 
 def test_loop_defaults_are_the_recipe_the_shipped_model_was_trained_with():
@@ -228,7 +240,7 @@ def test_run_validates_each_epoch_exports_only_improved_eligible_epochs_and_fini
 
 
 def test_a_stopped_run_checkpoints_on_time_and_resumes_where_it_stopped(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": 0.5})
+    validate_as(monkeypatch, 0.5)
     state = {"calls": 0}
     hooks = StageHooks(state=lambda: dict(state), load_state=lambda s: state.update(restored=s["calls"]),
                        on_finish=lambda *a: state.update(finished=True))
@@ -334,7 +346,7 @@ class RecordingBar:
 
 
 def test_the_progress_bar_counts_steps_and_names_the_one_based_epoch(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": 0.5})
+    validate_as(monkeypatch, 0.5)
     monkeypatch.setattr(loop_module, "tqdm", RecordingBar)
     RecordingBar.made.clear()
     trainer = make_trainer(tmp_path, epochs=2)
@@ -350,9 +362,8 @@ def test_the_progress_bar_counts_steps_and_names_the_one_based_epoch(tmp_path, m
 
 
 def test_progress_events_report_the_measured_rate(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": 0.5})
-    clock = iter(range(1000))
-    monkeypatch.setattr(loop_module.time, "monotonic", lambda: 0.25 * next(clock))
+    validate_as(monkeypatch, 0.5)
+    tick(monkeypatch, 0.25)
     trainer = make_trainer(tmp_path, epochs=2, log_every=1)
     trainer.run()
     steps = [e for e in trainer.events.events if e["event"] == "step"]
@@ -361,7 +372,7 @@ def test_progress_events_report_the_measured_rate(tmp_path, monkeypatch):
         assert e["images_per_s"] > 0 and e["eta_s"] >= 0
     assert steps[-1]["eta_s"] == 0.0
     frozen = make_trainer(tmp_path / "frozen", epochs=1, log_every=1)
-    monkeypatch.setattr(loop_module.time, "monotonic", lambda: 5.0)  # a clock that never moves
+    tick(monkeypatch, 0.0)  # a clock that never moves
     frozen.run()
     rates = [e["images_per_s"] for e in frozen.events.events if e["event"] == "step"]
     assert rates[0] == pytest.approx(1 / 1e-6 * 2)  # guarded, not a division by zero
@@ -375,10 +386,10 @@ def test_no_best_epoch_is_minus_one_and_a_zero_score_still_counts(tmp_path, monk
         DistInfo().rank = 1  # type: ignore[misc]
     exported: list[int] = []
     hooks = StageHooks(export_best=lambda path, metrics: exported.append(metrics["best_epoch"]))
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": float("nan")})
+    validate_as(monkeypatch, float("nan"))
     history = make_trainer(tmp_path / "nan", hooks=hooks).run()
     assert (history.best_epoch, history.best_score, exported) == (-1, -1.0, [])
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": 0.0})
+    validate_as(monkeypatch, 0.0)
     history = make_trainer(tmp_path / "zero", hooks=hooks).run()
     assert (history.best_epoch, history.best_score, exported) == (1, 0.0, [1])
 
@@ -424,9 +435,8 @@ def test_validation_scores_clicks_only_when_the_run_trains_them(tmp_path, monkey
 
 def test_time_left_is_the_remaining_steps_at_the_measured_rate(tmp_path, monkeypatch):
     """A slow run (3.7 s a clock read): the events' rate and time left agree with each other."""
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": 0.5})
-    clock = iter(range(1000))
-    monkeypatch.setattr(loop_module.time, "monotonic", lambda: 3.7 * next(clock))
+    validate_as(monkeypatch, 0.5)
+    tick(monkeypatch, 3.7)
     trainer = make_trainer(tmp_path, epochs=2, log_every=1)
     trainer.run()
     for e in trainer.events.events:
@@ -462,7 +472,7 @@ def test_under_torchrun_the_forward_is_wrapped_for_steps_that_leave_parameters_u
 
 
 def test_a_batch_without_a_lung_is_skipped_and_the_run_still_ends(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop_module, "evaluate_set", lambda *a, **k: {"val_score": 0.5})
+    validate_as(monkeypatch, 0.5)
     real = loop_module.batch_prompts
     calls = {"n": 0}
 
