@@ -30,6 +30,8 @@ from segment_anything.utils.onnx import SamOnnxModel
 from torch import nn
 from torch.nn import functional as F
 
+from engine.sam import embedding_channels
+
 
 class EncoderGraph(nn.Module):
     """``image`` -> ``image_embeddings`` (FP32 whatever the model computes in)."""
@@ -94,7 +96,7 @@ class DecoderGraph(SamOnnxModel):
 def decoder_example_inputs(sam: Sam, n_points: int = 3) -> tuple[torch.Tensor, ...]:
     """Inputs of the right shapes for tracing (N points; N is a dynamic axis in the file)."""
     config_grid = sam.prompt_encoder.image_embedding_size
-    channels = sam.prompt_encoder.embed_dim
+    channels = embedding_channels(sam)
     low = tuple(4 * g for g in config_grid)
     img = sam.image_encoder.img_size
     return (

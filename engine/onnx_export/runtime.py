@@ -32,6 +32,9 @@ def session(path: str | Path, threads: int | None = None):
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    # No busy-waiting between runs: ORT's pool otherwise spins for a while after each run,
+    # taking the CPU from whatever runs next in this process (torch, the GUI).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

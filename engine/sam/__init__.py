@@ -11,6 +11,7 @@ from engine.sam.box_head import BOX_KINDS, BoxHead, box_head_from_arch
 from engine.sam.build import build_sam, count_parameters
 from engine.sam.config import (
     COMPACT,
+    COMPACT_HR,
     MEDSAM,
     PRESETS,
     TEST_PRESETS,
@@ -22,7 +23,14 @@ from engine.sam.config import (
     named_configs,
     preset,
 )
-from engine.sam.forward import decode_per_prompt, predict_boxes, predict_prompts
+from engine.sam.forward import decode_all_tokens, decode_per_prompt, predict_boxes, predict_prompts
+from engine.sam.hires import (
+    HiResMaskDecoder,
+    embedding_channels,
+    grow_hires,
+    has_hires,
+    split_embedding,
+)
 from engine.sam.official_checkpoint import infer_config, load_state_into, read_state_dict
 from engine.sam.preprocess import (
     as_rgb,
@@ -53,6 +61,13 @@ __all__ = [
     "box_head_from_arch",
     "predict_prompts",
     "COMPACT",
+    "COMPACT_HR",
+    "decode_all_tokens",
+    "embedding_channels",
+    "grow_hires",
+    "has_hires",
+    "split_embedding",
+    "HiResMaskDecoder",
     "DEFAULT_STYLE",
     "MASK_STYLES_ATTR",
     "MEDSAM",

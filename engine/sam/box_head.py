@@ -23,6 +23,9 @@ BOX_KINDS = ("union", "image_left", "image_right")
 class BoxHead(nn.Module):
     """embedding B x C x G x G -> boxes B x 3 x 4 (``BOX_KINDS`` order, input frame / img_size).
 
+    It reads the first ``in_channels`` channels: SAM's embedding, also when a hi-res model's
+    embedding carries detail features after it (:mod:`engine.sam.hires`).
+
     Two convolutions keep the spatial layout (the lungs' position is the answer), a strided one
     halves the grid, then an MLP regresses the twelve numbers through a sigmoid.
     """
@@ -51,7 +54,7 @@ class BoxHead(nn.Module):
         return {"in_channels": self.in_channels, "grid": self.grid, "width": self.width, "hidden": self.hidden}
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        raw = self.regress(self.features(embedding)).view(-1, len(BOX_KINDS), 4)
+        raw = self.regress(self.features(embedding[:, : self.in_channels])).view(-1, len(BOX_KINDS), 4)
         boxes = torch.sigmoid(raw)
         # x0 <= x1 and y0 <= y1 by construction: sort each pair
         xs, _ = torch.sort(boxes[..., 0::2], dim=-1)

@@ -18,14 +18,17 @@ from segment_anything.modeling import (
 )
 
 from engine.sam.config import SamConfig
+from engine.sam.hires import HiResImageEncoderViT, HiResMaskDecoder
 
 
 def build_sam(config: SamConfig) -> Sam:
     """A randomly initialised SAM in eval mode with the architecture of ``config``."""
     config.validate()
     grid = config.embedding_size
+    encoder_type, decoder_type = (HiResImageEncoderViT, HiResMaskDecoder) if config.hires_skip else (ImageEncoderViT, MaskDecoder)
+    detail = {"detail_channels": config.prompt_embed_dim // 8} if config.hires_skip else {}
     sam = Sam(
-        image_encoder=ImageEncoderViT(
+        image_encoder=encoder_type(
             depth=config.encoder_depth,
             embed_dim=config.encoder_embed_dim,
             img_size=config.img_size,
@@ -38,6 +41,7 @@ def build_sam(config: SamConfig) -> Sam:
             global_attn_indexes=tuple(config.encoder_global_attn_indexes),
             window_size=config.encoder_window_size,
             out_chans=config.prompt_embed_dim,
+            **detail,
         ),
         prompt_encoder=PromptEncoder(
             embed_dim=config.prompt_embed_dim,
@@ -45,7 +49,7 @@ def build_sam(config: SamConfig) -> Sam:
             input_image_size=(config.img_size, config.img_size),
             mask_in_chans=config.mask_in_chans,
         ),
-        mask_decoder=MaskDecoder(
+        mask_decoder=decoder_type(
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(
                 depth=config.decoder_depth,

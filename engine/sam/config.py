@@ -6,13 +6,16 @@ MedSAM and the compact default all go through the same builder, predictor and tr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from engine.errors import ModelLoadError
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+#: "sam": (x - mean) / std as the official SAM; "minmax": each image to [0, 1] as MedSAM;
+#: "percentile": each image's p1..p99 stretched to 0..255, then SAM's (engine.sam.preprocess).
+NORMALIZATIONS = ("sam", "minmax", "percentile")
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,8 @@ class SamConfig:
     """Every number needed to build a SAM (encoder, prompt encoder, mask decoder).
 
     ``normalization`` is ``"sam"`` (subtract ``pixel_mean``, divide by ``pixel_std``, as the
-    official SAM) or ``"minmax"`` (stretch each image to [0, 1], as MedSAM was trained).
+    official SAM), ``"minmax"`` (stretch each image to [0, 1], as MedSAM was trained) or
+    ``"percentile"`` (each image's p1..p99 to 0..255, then as ``"sam"``; see NORMALIZATIONS).
     """
 
     name: str = "custom"
@@ -41,6 +45,9 @@ class SamConfig:
     pixel_mean: tuple[float, float, float] = SAM_PIXEL_MEAN
     pixel_std: tuple[float, float, float] = SAM_PIXEL_STD
     normalization: str = "sam"
+    # The hi-res detail path (engine.sam.hires): stride-4 image features added to the decoder's
+    # upscaled mask features. False for every official SAM.
+    hires_skip: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -82,8 +89,10 @@ class SamConfig:
             problems.append("encoder_embed_dim must be divisible by encoder_num_heads")
         if any(i < 0 or i >= self.encoder_depth for i in self.encoder_global_attn_indexes):
             problems.append("encoder_global_attn_indexes must lie in [0, encoder_depth)")
-        if self.normalization not in ("sam", "minmax"):
-            problems.append("normalization must be 'sam' or 'minmax'")
+        if self.hires_skip and (self.patch_size != 16 or self.prompt_embed_dim % 8):
+            problems.append("hires_skip needs patch_size 16 and prompt_embed_dim a multiple of 8")
+        if self.normalization not in NORMALIZATIONS:
+            problems.append(f"normalization must be one of {', '.join(NORMALIZATIONS)}")
         if problems:
             raise ModelLoadError(f"invalid model config '{self.name}': " + "; ".join(problems))
 
@@ -118,7 +127,11 @@ COMPACT = SamConfig(
     encoder_window_size=8,
 )
 
-PRESETS: dict[str, SamConfig] = {c.name: c for c in (VIT_B, VIT_L, VIT_H, MEDSAM, COMPACT)}
+# The compact model with the hi-res detail path (engine.sam.hires, +14 k weights, the same ViT)
+# and each image's own grey levels stretched (normalization "percentile"); grown from a
+# compact model with `lungsam train base --arch compact-hr --model ...`.
+COMPACT_HR = replace(COMPACT, name="compact-hr", hires_skip=True, normalization="percentile")
+PRESETS: dict[str, SamConfig] = {c.name: c for c in (VIT_B, VIT_L, VIT_H, MEDSAM, COMPACT, COMPACT_HR)}
 """The shipped architectures."""
 
 # A test preset, not shipped and not in PRESETS: the smallest SAM that still builds, for the

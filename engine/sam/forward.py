@@ -11,6 +11,40 @@ from __future__ import annotations
 import torch
 from segment_anything.modeling import MaskDecoder, Sam
 
+from engine.sam.hires import split_embedding
+
+
+def decode_all_tokens(
+    decoder: MaskDecoder,
+    embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """N prompts, N embeddings (N x C x h x w) -> low-res logits N x T x 4h x 4w and IoU N x T
+    for all T mask tokens. With a :class:`~engine.sam.hires.HiResMaskDecoder` the embeddings
+    also carry the detail features, added to the upscaled mask features."""
+    embeddings, detail = split_embedding(decoder, embeddings)
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
+    sequence = torch.cat((output_tokens, sparse), dim=1)
+    src = embeddings + dense
+    pos_src = image_pe.expand(src.shape[0], -1, -1, -1)
+    b, c, h, w = src.shape
+    hs, src = decoder.transformer(src, pos_src, sequence)
+    iou_token_out = hs[:, 0, :]
+    mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    if detail is not None:
+        upscaled = upscaled + detail
+    hyper_in = torch.stack(
+        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
+        dim=1,
+    )
+    b, c, h, w = upscaled.shape
+    masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+    return masks, decoder.iou_prediction_head(iou_token_out)
+
 
 def decode_per_prompt(
     decoder: MaskDecoder,
@@ -26,23 +60,7 @@ def decode_per_prompt(
     ``tokens`` (N,) picks one output token per prompt (its mask style, see
     :mod:`engine.sam.styles`); M is then 1 and ``multimask_output`` is ignored.
     """
-    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
-    sequence = torch.cat((output_tokens, sparse), dim=1)
-    src = embeddings + dense
-    pos_src = image_pe.expand(src.shape[0], -1, -1, -1)
-    b, c, h, w = src.shape
-    hs, src = decoder.transformer(src, pos_src, sequence)
-    iou_token_out = hs[:, 0, :]
-    mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
-    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    hyper_in = torch.stack(
-        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
-        dim=1,
-    )
-    b, c, h, w = upscaled.shape
-    masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-    iou_pred = decoder.iou_prediction_head(iou_token_out)
+    masks, iou_pred = decode_all_tokens(decoder, embeddings, image_pe, sparse, dense)
     if tokens is not None:
         rows = torch.arange(masks.size(0), device=masks.device)
         return masks[rows, tokens].unsqueeze(1), iou_pred[rows, tokens].unsqueeze(1)

@@ -42,17 +42,52 @@ def resize_to_input(image: np.ndarray, long_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
 
 
-def normalize_and_pad(batch: torch.Tensor, config: SamConfig) -> torch.Tensor:
-    """Bx3xhxw float pixels (0-255) -> Bx3xSxS network input, zero-padded bottom/right."""
+#: Percentiles of an image's own grey levels that ``"percentile"`` normalisation maps to 0 and 255.
+STRETCH_PERCENTILES = (0.01, 0.99)
+
+
+def stretch_percentiles(batch: torch.Tensor, sizes: torch.Tensor | None = None) -> torch.Tensor:
+    """B x 3 x h x w 0-255 pixels -> each image's [p1, p99] stretched linearly to [0, 255]
+    (computed over its own region ``sizes`` (B x 2: h, w) when given, all channels together).
+
+    Why: sites export the same anatomy brighter, darker or flatter (one hospital's median
+    grey is ~205 of 255); a linear stretch by the image's own percentiles takes brightness
+    and contrast out of what the model has to learn, and 1 % at each end lets a black film
+    border or burnt-in white text pass without setting the scale.
+    """
+    out = torch.empty_like(batch)
+    q = torch.tensor(STRETCH_PERCENTILES, device=batch.device, dtype=batch.dtype)
+    for i in range(batch.shape[0]):
+        h, w = (int(v) for v in sizes[i]) if sizes is not None else batch.shape[-2:]
+        lo, hi = torch.quantile(batch[i, :, :h, :w].reshape(-1), q)
+        out[i] = (batch[i] - lo) * (255.0 / torch.clamp(hi - lo, min=1.0))
+    return out
+
+
+def normalize_and_pad(batch: torch.Tensor, config: SamConfig, sizes: torch.Tensor | None = None) -> torch.Tensor:
+    """Bx3xhxw float pixels (0-255) -> Bx3xSxS network input, zero-padded bottom/right.
+
+    ``sizes`` (B x 2: h, w): a batch already padded to S x S (the trainer's), whose images
+    fill only their top-left h x w. Outside it the input is set to 0 after normalising, as for
+    one image padded here, so training sees the padding the app sends (SAM's convention: the
+    mean grey, not black).
+    """
     if config.normalization == "minmax":
         flat = batch.flatten(1)
         lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
         hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
         batch = (batch - lo) / (hi - lo).clamp_min(1e-8)
     else:
+        if config.normalization == "percentile":
+            batch = stretch_percentiles(batch, sizes)
         mean = torch.tensor(config.pixel_mean, device=batch.device).view(1, 3, 1, 1)
         std = torch.tensor(config.pixel_std, device=batch.device).view(1, 3, 1, 1)
         batch = (batch - mean) / std
+    if sizes is not None:
+        rows = torch.arange(batch.shape[-2], device=batch.device).view(1, -1, 1)
+        cols = torch.arange(batch.shape[-1], device=batch.device).view(1, 1, -1)
+        h, w = sizes[:, 0].to(batch.device).view(-1, 1, 1), sizes[:, 1].to(batch.device).view(-1, 1, 1)
+        batch = batch * ((rows < h) & (cols < w)).unsqueeze(1)
     h, w = batch.shape[-2:]
     return F.pad(batch, (0, config.img_size - w, 0, config.img_size - h))
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.sam import BOX_KINDS, BoxHead, SamConfig, normalize_and_pad
+from engine.sam import BOX_KINDS, BoxHead, SamConfig, normalize_and_pad, split_embedding
 from trainer.data import AugmentConfig, SampleSet, augment_batch, export_artifacts
 from trainer.data.lung_labels import IMAGE_LEFT, IMAGE_RIGHT
 from trainer.training.validation import images_to_input
@@ -97,7 +97,10 @@ def embed_examples(
             target, keep = label_boxes(labels, config.img_size)
             if keep.any():
                 encoder: torch.nn.Module = sam.image_encoder  # type: ignore[assignment]
-                feats = encoder(normalize_and_pad(images[keep], config)).float()
+                sizes = torch.as_tensor(limits)[keep]
+                feats = encoder(normalize_and_pad(images[keep], config, sizes=sizes)).float()
+                # SAM's embedding only: a hi-res model's detail features say nothing of where
+                feats = split_embedding(sam.mask_decoder, feats)[0]
                 embeddings.append(feats.half())
                 boxes.append(target[keep])
             done += len(idx)

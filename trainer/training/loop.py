@@ -203,7 +203,7 @@ class Trainer:
         if len(boxes) == 0:  # no lung left in the batch (augmentation moved it out)
             return _skip_batch(self)
         tokens = torch.as_tensor(self.train_set.styles[indices])[idx]
-        x = normalize_and_pad(images, self.config)
+        x = normalize_and_pad(images, self.config, sizes=torch.as_tensor(limits))
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         rounds = int(rng.integers(0, self.loop.max_clicks + 1)) if self.loop.max_clicks > 0 else 0
         feedback = bool(rng.random() < self.loop.feedback_fraction)

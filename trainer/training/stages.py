@@ -6,7 +6,7 @@ learning rate, what the loss adds, and what is exported.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from engine.adalora import (
 )
 from engine.errors import TrainingError
 from engine.models import LoadedModel, remember_adalora_config, save_sam_folder
-from engine.sam import SamConfig, build_sam, count_parameters
+from engine.sam import SamConfig, build_sam, count_parameters, grow_hires
 from trainer.training.loop import History, StageHooks
 
 PAPER_PRUNE_EPOCHS = (3, 7, 12)
@@ -74,8 +74,20 @@ class Stage2Config:
 
 
 def start_model(base: LoadedModel | None, config: SamConfig | None) -> tuple[torch.nn.Module, SamConfig]:
+    """The model a stage trains: ``base`` as loaded, a new one of architecture ``config``, or
+    ``base`` grown into ``config`` when that is ``base``'s architecture plus the hi-res
+    detail path (:func:`engine.sam.hires.grow_hires`: same masks at the start; the input
+    normalisation may change with it, which training then adapts to)."""
     if base is not None:
-        return base.sam, base.config
+        if config is None or config == replace(base.config, name=config.name):
+            return base.sam, base.config
+        same_vit = replace(config, name=base.config.name, hires_skip=False, normalization=base.config.normalization)
+        if config.hires_skip and not base.config.hires_skip and same_vit == base.config:
+            return grow_hires(base.sam, build_sam(config)), config
+        raise TrainingError(
+            f"--arch {config.name} is not the architecture of {base.name} ({base.config.name}); "
+            "a model can only be grown by the hi-res path (--arch compact-hr from compact)"
+        )
     if config is None:
         raise TrainingError("give a model to start from (--model) or an architecture (--arch)")
     torch.manual_seed(0)

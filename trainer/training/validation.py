@@ -43,9 +43,10 @@ def evaluate_set(model, config, data: SampleSet, batch_size: int = 32, device="c
     dice_by: dict[tuple[int, str], list[float]] = {}
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        x = normalize_and_pad(images_to_input(torch.as_tensor(data.images[sl]).to(device)), config)
-        labels = torch.as_tensor(data.labels[sl])
         limits = data.input_sizes[sl]
+        images = images_to_input(torch.as_tensor(data.images[sl]).to(device))
+        x = normalize_and_pad(images, config, sizes=torch.as_tensor(limits))
+        labels = torch.as_tensor(data.labels[sl])
         boxes, idx, targets, kinds = batch_prompts(labels, limits=limits)
         assert data.styles is not None  # SampleSet fills it in __post_init__
         tokens = torch.as_tensor(data.styles[sl])[idx]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 
@@ -77,6 +78,23 @@ def test_int8_tiny_model_round_trip_keeps_int8_weights(styled_tiny_sam, tmp_path
     assert int8_inits, "INT8 layers are written with int8 weights"
 
 
+def test_hires_int8_model_round_trip(styled_tiny_sam, tmp_path):
+    """The hi-res detail path (engine.sam.hires) inside the files: the encoder's output carries
+    the folded detail features and the decoder adds them, as our predictor does; the
+    manifest's "percentile" normalisation is applied by OnnxModel as by our predictor."""
+    from engine.sam import build_sam, grow_hires
+    from tests.sam_factory import tiny_config
+
+    sam, _ = styled_tiny_sam
+    config = tiny_config(hires_skip=True, normalization="percentile")  # as compact-hr
+    grown = grow_hires(sam, build_sam(config))
+    with torch.no_grad():  # a trained stem, not the zero start
+        grown.image_encoder.hires.out.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
+    int8 = load_model_folder(export_int8(grown, config, tmp_path / "int8"))
+    export_onnx(int8, tmp_path / "onnx")
+    assert_round_trip(int8, tmp_path / "onnx", synthetic_cxr(90, 100, seed=4), floor=0.999)
+
+
 @pytest.mark.parametrize(("name", "floor"), [("lungsam-compact-int8", 0.999), ("lungsam-compact-fp32", 0.99999)])
 def test_shipped_models_on_sample_radiographs_in_every_style(name, floor, tmp_path):
     """The shipped INT8 model and its FP32 twin on the shipped radiographs, both-lung box,
@@ -111,3 +129,12 @@ def test_manifest_names_every_file(loaded_tiny, tmp_path):
     for name in [manifest["encoder"], *manifest["decoders"].values()]:
         assert (tmp_path / "onnx" / name).is_file()
     assert manifest["img_size"] == loaded_tiny.config.img_size
+
+
+def test_sessions_do_not_spin_between_runs(loaded_tiny, tmp_path):
+    """ONNX Runtime's pool busy-waits after each run by default, taking the CPU from whatever
+    runs next in the process (it made torch look 3x slower beside it in benchmarks/int8.py)."""
+    export_onnx(loaded_tiny, tmp_path / "onnx")
+    model = OnnxModel(tmp_path / "onnx", threads=2)
+    for sess in (model.encoder, *model.decoders.values()):
+        assert sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"

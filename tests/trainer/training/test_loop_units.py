@@ -23,6 +23,7 @@ from engine.errors import TrainingError
 from engine.sam import build_sam
 from tests.sam_factory import tiny_config
 from tests.train_factory import synthetic_set
+from trainer.training import evaluate_set
 from trainer.training import loop as loop_module
 from trainer.training.loop import (
     CHECKPOINT,
@@ -512,3 +513,30 @@ def test_progress_shows_by_default_on_the_main_process(tmp_path):
     data = synthetic_set(CONFIG.img_size, 2)
     trainer = Trainer(model, CONFIG, groups, data, data, tmp_path, LoopConfig(batch_size=2), Recorder())
     assert trainer.progress is True and trainer.device == torch.device("cpu")
+
+
+def test_train_step_and_validation_pad_as_the_app_does(tmp_path):
+    """Images that fill only part of the square (a portrait film) reach the model with the
+    app's padding: 0 after normalising outside their region, not normalised black."""
+    trainer = make_trainer(tmp_path)
+    for data in (trainer.train_set, trainer.val_set):
+        data.input_sizes[:, 1] = 40  # each image fills 64 x 40; the rest is black pixels
+    seen: list[torch.Tensor] = []
+    real = trainer.forward
+
+    def recording(x, *args):
+        seen.append(x.detach().clone())
+        return real(x, *args)
+
+    trainer.forward = recording
+    trainer.train_step(np.arange(2))
+    encoder = trainer.model.image_encoder
+    inputs: list[torch.Tensor] = []
+    hook = encoder.register_forward_hook(lambda _m, args, _out: inputs.append(args[0].detach().clone()))
+    try:
+        evaluate_set(trainer.model, CONFIG, trainer.val_set, batch_size=4)
+    finally:
+        hook.remove()
+    for x in (seen[0], inputs[0]):
+        assert x[..., :, 40:].abs().max() == 0
+        assert x[..., :, :40].abs().amin() > 0  # the image itself is normalised as usual
