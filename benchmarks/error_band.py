@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         extra += int((pred & ~truth).sum())
     print(f"{args.model} on {len(pairs)} images of {args.data} (seed {args.seed})")
     print(f"wrong pixels {wrong}: missed lung {missed}, drawn outside it {extra}")
-    for d, n in zip(DISTANCES, near):
+    for d, n in zip(DISTANCES, near, strict=True):
         print(f"  within {d} px of the true border: {n / max(wrong, 1):.1%}")
 
 
