@@ -42,7 +42,7 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.iterdir() if p.name.endswith(".safetensors"))
 
 
-def install(base_dir: Path, stage2_dir: Path) -> tuple[Path, Path, Path]:
+def install(base_dir: Path, stage2_dir: Path, models: Path = MODELS) -> tuple[Path, Path, Path]:
     """The base users fine-tune from is ``base_dir``; a Stage 1 model is shipped with its
     adapters merged, so the pane's Stage 1 starts from a plain SAM that already knows the
     clicks and mask styles."""
@@ -51,15 +51,15 @@ def install(base_dir: Path, stage2_dir: Path) -> tuple[Path, Path, Path]:
     base = load_model_folder(base_dir)
     if adapter_modules(base.sam):
         merge_adalora(base.sam)
-    base_out = save_sam_folder(MODELS / BASE_NAME, base.sam, base.config, storage_dtype="float16",
+    base_out = save_sam_folder(models / BASE_NAME, base.sam, base.config, storage_dtype="float16",
                                extra_meta={"name": BASE_NAME, "provenance": base.meta.get("provenance"),
                                            "metrics": base.meta.get("metrics")})
     stage2 = load_model_folder(stage2_dir)
     remove_fake_quant(stage2.sam)
     meta = {"name": INT8_NAME, "provenance": stage2.meta.get("provenance"),
             "metrics": stage2.meta.get("metrics")}
-    int8_out = export_int8(stage2.sam, stage2.config, MODELS / INT8_NAME, meta, storage_dtype="float16")
-    (MODELS / "DEFAULT").write_text(INT8_NAME + "\n")
+    int8_out = export_int8(stage2.sam, stage2.config, models / INT8_NAME, meta, storage_dtype="float16")
+    (models / "DEFAULT").write_text(INT8_NAME + "\n")
     return base_out, int8_out, stage2_dir
 
 
@@ -102,9 +102,12 @@ def main() -> None:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--models-dir", type=Path, default=MODELS,
+                        help="install here instead (measure a candidate without replacing the shipped model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base_out, int8_out, stage2_dir = install(args.base, args.stage2)
+    args.models_dir.mkdir(parents=True, exist_ok=True)
+    base_out, int8_out, stage2_dir = install(args.base, args.stage2, args.models_dir)
     val = args.data / "covidqu_ex" / "val"
     gb = args.data / "covid_chestxray_gb"
     overlaps = read_exclude(gb / "overlap_with_covidqu_ex.csv")

@@ -120,8 +120,8 @@ def export_onnx(model: LoadedModel, out_dir: str | Path) -> Path:
         "mask_threshold": float(sam.mask_threshold),
         "preprocessing": "resize the long side to img_size (bilinear), RGB, normalise as "
         "'normalization' says (sam: (x - pixel_mean) / pixel_std; minmax: to [0, 1]; percentile: "
-        "x' = (x - p1) * 255 / max(p99 - p1, 1) with p1, p99 the image's 1st and 99th percentiles "
-        "over all its resized pixels and channels (linear interpolation), then as sam), "
+        "x' = (x - p1) * 255 / max(p99 - p1, 1) with p1, p99 the 1st and 99th percentiles "
+        "of the resized image's channel mean (linear interpolation), then as sam), "
         "zero-pad bottom/right to img_size",
         "prompts": "point_coords in the resized frame (x * resized_w / W, y * resized_h / H); a box "
         "is two points labelled 2 and 3 after the clicks; a prompt without a box ends with one "

@@ -35,6 +35,13 @@ attention (rel-pos bias add ~9 s, bmm 7.4 s, softmax 3 s) is untouched and bound
 at ~1.6x even with free Linear layers, so the larger gain ONNX Runtime shows in
 measurements.md cannot come from INT8 Linear layers alone.
 
+The ceiling, measured by ``benchmarks/int8.py`` (its ``int8_free_linear`` column replays each
+integer Linear layer's output instead of computing it): shipped compact model, 2 threads, torch
+FP32 encoder 29.3 ms, ours 24.8 ms, with every INT8 Linear free 16.8 ms, so no Linear kernel
+can take the encoder past 1.74x while qkv, attention, norms, GELU and the convs stay FP32 as the
+paper selects; box-to-mask 11.8 / 13.7 / 7.0 ms (the decoder's 7-row token matmuls lose to
+FP32 on quantise/rescale overhead, see above).
+
 Profiled again for issue 18 (torch.profiler, shipped INT8 encoder, 256 px, 1 thread, a busy
 machine, per encoder run): FP32 qkv ``addmm`` 18 ms, copies 14 ms (242 per run: window
 partition/unpartition and head permutes in segment-anything's attention, the int8 cast and the

@@ -48,7 +48,8 @@ STRETCH_PERCENTILES = (0.01, 0.99)
 
 def stretch_percentiles(batch: torch.Tensor, sizes: torch.Tensor | None = None) -> torch.Tensor:
     """B x 3 x h x w 0-255 pixels -> each image's [p1, p99] stretched linearly to [0, 255]
-    (computed over its own region ``sizes`` (B x 2: h, w) when given, all channels together).
+    (percentiles of the channel mean, the grey image itself for a grey radiograph, over its own
+    region ``sizes`` (B x 2: h, w) when given).
 
     Why: sites export the same anatomy brighter, darker or flatter (one hospital's median
     grey is ~205 of 255); a linear stretch by the image's own percentiles takes brightness
@@ -59,7 +60,7 @@ def stretch_percentiles(batch: torch.Tensor, sizes: torch.Tensor | None = None) 
     q = torch.tensor(STRETCH_PERCENTILES, device=batch.device, dtype=batch.dtype)
     for i in range(batch.shape[0]):
         h, w = (int(v) for v in sizes[i]) if sizes is not None else batch.shape[-2:]
-        lo, hi = torch.quantile(batch[i, :, :h, :w].reshape(-1), q)
+        lo, hi = torch.quantile(batch[i, :, :h, :w].mean(dim=0).reshape(-1), q)
         out[i] = (batch[i] - lo) * (255.0 / torch.clamp(hi - lo, min=1.0))
     return out
 

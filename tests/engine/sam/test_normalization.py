@@ -58,7 +58,9 @@ def test_stretch_uses_each_images_own_region_and_ignores_one_percent_outliers():
     image[..., 4:, :] = 0.0  # padding below the 4 x 4 region: must not set the scale
     out = stretch_percentiles(image, torch.tensor([[4, 4]]))
     region = out[..., :4, :4]
-    assert region.min() == pytest.approx(-0.27, abs=0.5) and region.max() == pytest.approx(255.27, abs=0.5)
+    # 16 grey levels 50..150 in steps of 100/15: p1 = 51, p99 = 149 (linear interpolation)
+    scale = 255 / 98
+    assert region.min() == pytest.approx(-1 * scale, abs=1e-3) and region.max() == pytest.approx(99 * scale, abs=1e-3)
     texted = torch.linspace(50, 150, 1000).repeat(3, 1).view(1, 3, 10, 100)
     texted[..., 0, :5] = 255.0  # 0.5 % burnt-in white text
     assert stretch_percentiles(texted)[0, 0, 5, 50] == pytest.approx(stretch_percentiles(
@@ -70,3 +72,14 @@ def test_stretch_uses_each_images_own_region_and_ignores_one_percent_outliers():
 def test_unknown_normalization_is_refused():
     with pytest.raises(ModelLoadError, match="normalization must be one of sam, minmax, percentile"):
         tiny_config(normalization="zscore").validate()
+
+
+def test_stretch_of_a_colour_image_uses_the_channel_mean():
+    """The definition the ONNX manifest gives users: percentiles of the per-pixel channel mean."""
+    rng = np.random.default_rng(1)
+    rgb = rng.uniform(0, 255, (1, 3, 16, 16)).astype(np.float32)
+    rgb[:, 2] *= 0.3  # a blue channel unlike the others
+    lo, hi = np.quantile(rgb[0].mean(axis=0), [0.01, 0.99])
+    expected = (rgb - lo) * (255.0 / (hi - lo))
+    out = stretch_percentiles(torch.from_numpy(rgb)).numpy()
+    assert np.allclose(out, expected, atol=1e-3)
