@@ -104,10 +104,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--models-dir", type=Path, default=MODELS,
                         help="install here instead (measure a candidate without replacing the shipped model)")
+    parser.add_argument("--install-only", action="store_true", help="install, measure nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.models_dir.mkdir(parents=True, exist_ok=True)
     base_out, int8_out, stage2_dir = install(args.base, args.stage2, args.models_dir)
+    if args.install_only:
+        print(f"installed {base_out} and {int8_out}")
+        return
     val = args.data / "covidqu_ex" / "val"
     gb = args.data / "covid_chestxray_gb"
     overlaps = read_exclude(gb / "overlap_with_covidqu_ex.csv")
