@@ -18,7 +18,7 @@ from segment_anything.modeling import (
 )
 
 from engine.sam.config import SamConfig
-from engine.sam.hires import HiResImageEncoderViT, HiResMaskDecoder
+from engine.sam.hires import HiResImageEncoderViT, HiResMaskDecoder, detail_channels
 
 
 def build_sam(config: SamConfig) -> Sam:
@@ -26,7 +26,7 @@ def build_sam(config: SamConfig) -> Sam:
     config.validate()
     grid = config.embedding_size
     encoder_type, decoder_type = (HiResImageEncoderViT, HiResMaskDecoder) if config.hires_skip else (ImageEncoderViT, MaskDecoder)
-    detail = {"detail_channels": config.prompt_embed_dim // 8} if config.hires_skip else {}
+    detail = {"detail_channels": detail_channels(config.prompt_embed_dim)} if config.hires_skip else {}
     sam = Sam(
         image_encoder=encoder_type(
             depth=config.encoder_depth,

@@ -27,6 +27,8 @@ from torch import nn
 
 #: Stride of the detail features in input pixels (the decoder's upscaled grid at patch 16).
 DETAIL_STRIDE = 4
+#: Detail cells per token side: patch 16 (SamConfig.validate requires it) over DETAIL_STRIDE.
+FOLD = 16 // DETAIL_STRIDE
 #: State-dict prefix of the stem: the only keys a grown model adds.
 STEM_PREFIX = "image_encoder.hires."
 
@@ -66,25 +68,20 @@ class HiResImageEncoderViT(ImageEncoderViT):
     def __init__(self, *args, detail_channels: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.hires = HiResStem(detail_channels)
-        self.detail_factor = self.patch_embed.proj.stride[0] // DETAIL_STRIDE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         coarse = super().forward(x)
-        return torch.cat([coarse, fold(self.hires(x), self.detail_factor)], dim=1)
+        return torch.cat([coarse, fold(self.hires(x), FOLD)], dim=1)
 
 
 class HiResMaskDecoder(MaskDecoder):
     """SAM's mask decoder that adds the embedding's detail features (see the module
     docstring) to its upscaled mask features; the rest is SAM's decoder, weight for weight."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.detail_factor = DETAIL_STRIDE
-
     def split(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """B x (D + 16C) x G x G -> SAM's embedding B x D x G x G, detail B x C x 4G x 4G."""
         d = self.transformer_dim
-        return embeddings[:, :d], unfold(embeddings[:, d:], self.detail_factor)
+        return embeddings[:, :d], unfold(embeddings[:, d:], FOLD)
 
     def predict_masks(
         self,
@@ -112,10 +109,15 @@ def has_hires(sam: Sam) -> bool:
     return isinstance(sam.mask_decoder, HiResMaskDecoder)
 
 
+def detail_channels(prompt_embed_dim: int) -> int:
+    """C: as many detail features as the decoder's upscaled mask features have channels (D / 8)."""
+    return prompt_embed_dim // 8
+
+
 def embedding_channels(sam: Sam) -> int:
     """Channels of ``sam.image_encoder``'s output: SAM's D, plus 16C folded detail features."""
     d = sam.prompt_encoder.embed_dim
-    return d + (d // 8) * DETAIL_STRIDE**2 if has_hires(sam) else d
+    return d + detail_channels(d) * FOLD**2 if has_hires(sam) else d
 
 
 def grow_hires(source: Sam, target: Sam) -> Sam:
