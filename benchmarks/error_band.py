@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from engine.models import load_model
 from engine.predict import Predictor
-from trainer.data import find_pairs
+from trainer.data import find_pairs, tight_box
 from trainer.evaluation import load_ground_truth
 
 DISTANCES = (1, 2, 3, 5, 8)
@@ -46,10 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     for pair in pairs:
         gt = load_ground_truth(pair)
         truth = gt.union
-        ys, xs = np.nonzero(truth)
         predictor.set_image(gt.image.pixels)
-        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
-        pred = predictor.predict(boxes=box).masks[0, 0] > 0
+        pred = predictor.predict(boxes=tight_box(truth)).masks[0, 0] > 0
         error = pred ^ truth
         dist = border_distance(truth)[error]
         near += [(dist <= d).sum() for d in DISTANCES]

@@ -162,13 +162,15 @@ def main(argv: list[str] | None = None) -> None:
     for key in ort:
         report_one(f"  {key}", enc, key)
 
-    predictors = {}
-    for key, model in models.items():
+    def on_image(model: LoadedModel, embedding: torch.Tensor) -> Predictor:
+        """A predictor set on ``image`` from the given embedding (the cache: no encoder run)."""
         predictor = Predictor(model, device="cpu")
-        item = CachedEmbedding(features[key].float(), prepared.input_size, prepared.original_size)
+        item = CachedEmbedding(embedding.float(), prepared.input_size, prepared.original_size)
         predictor.cache.put(EmbeddingCache.key(image_hash(image), model.model_hash), item)
-        predictor.set_image(image)  # from the cache: no encoder run
-        predictors[key] = predictor
+        predictor.set_image(image)
+        return predictor
+
+    predictors = {key: on_image(model, features[key]) for key, model in models.items()}
     results = {}
 
     def box_to_mask(key: str) -> Callable[[], None]:
@@ -177,10 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         return run
 
     free_model = copy.deepcopy(models["int8"])
-    free_predictor = Predictor(free_model, device="cpu")
-    item = CachedEmbedding(features["int8"].float(), prepared.input_size, prepared.original_size)
-    free_predictor.cache.put(EmbeddingCache.key(image_hash(image), free_model.model_hash), item)
-    free_predictor.set_image(image)
+    free_predictor = on_image(free_model, features["int8"])
     replay_linears(free_model.sam, lambda: free_predictor.predict(boxes=box))
     predictors["int8_free_linear"] = free_predictor
     dec = interleaved({k: box_to_mask(k) for k in predictors}, args.box_repeats, 2)
