@@ -45,9 +45,30 @@ styles=(--styles visible,anatomical
   --model "$RUNS/v2-stage1/best" --out "$RUNS/v2-stage2" --epochs 1 --batch-size 16 \
   --events "$RUNS/v2-stage2.events.jsonl" $(resume "$RUNS/v2-stage2")
 
-# The shipped base (what the trainer pane fine-tunes) is Stage 1 with its adapters merged.
+# v2 as it shipped (base = Stage 1 with its adapters merged, stored as FP16), installed in RUNS:
+# v3 starts from that base.
 python tools/ship_default_model.py --base "$RUNS/v2-stage1/best" \
-  --stage2 "$RUNS/v2-stage2/best" --data "$DATA"
+  --stage2 "$RUNS/v2-stage2/best" --data "$DATA" --models-dir "$RUNS/v2-shipped" --install-only
+
+# Default model v3 (THREADS=2): v2's base grown by the hi-res detail path into compact-hr
+# (engine.sam.hires; its input normalisation becomes "percentile"), trained in full for 3
+# epochs at 1e-4 (Stage 0 warm start: interactive, site-export augmentation, both styles), then
+# Stage 1 (2 epochs) and Stage 2 (1 epoch) as the paper's recipe.
+[ -f "$RUNS/v3-hr-base/summary.json" ] || lungsam train base --arch compact-hr "${common[@]}" "${styles[@]}" \
+  --model "$RUNS/v2-shipped/lungsam-compact-base" --out "$RUNS/v3-hr-base" --epochs 3 --batch-size 16 --lr 1e-4 \
+  --events "$RUNS/v3-hr-base.events.jsonl" $(resume "$RUNS/v3-hr-base")
+
+[ -f "$RUNS/v3-stage1/summary.json" ] || lungsam train stage1 "${common[@]}" "${styles[@]}" \
+  --model "$RUNS/v3-hr-base/best" --out "$RUNS/v3-stage1" --epochs 2 --batch-size 16 \
+  --events "$RUNS/v3-stage1.events.jsonl" $(resume "$RUNS/v3-stage1")
+
+[ -f "$RUNS/v3-stage2/summary.json" ] || lungsam train stage2 "${common[@]}" "${styles[@]}" \
+  --model "$RUNS/v3-stage1/best" --out "$RUNS/v3-stage2" --epochs 1 --batch-size 16 \
+  --events "$RUNS/v3-stage2.events.jsonl" $(resume "$RUNS/v3-stage2")
+
+# The shipped base (what the trainer pane fine-tunes) is Stage 1 with its adapters merged.
+python tools/ship_default_model.py --base "$RUNS/v3-stage1/best" \
+  --stage2 "$RUNS/v3-stage2/best" --data "$DATA"
 
 # Zero-click: the box head reads the lung boxes off the shipped INT8 model's embedding (its
 # encoder frozen; each training image embedded as is and twice augmented), and goes into both
@@ -59,4 +80,4 @@ lungsam train box-head --model resources/models/lungsam-compact-int8 \
 # The FP32 twin (the compare view's default left side): the same Stage 2 weights before the INT8
 # export, FP16-stored, with the INT8 folder's box head; checks that they re-export to the
 # shipped INT8 weights exactly.
-python tools/ship_fp32_twin.py --stage2 "$RUNS/v2-stage2/best"
+python tools/ship_fp32_twin.py --stage2 "$RUNS/v3-stage2/best"

@@ -47,6 +47,16 @@ from engine.quant import quantize_weight, remove_fake_quant  # noqa: E402
 
 MODELS = ROOT / "resources" / "models"
 INT8_NAME, TWIN_NAME = "lungsam-compact-int8", "lungsam-compact-fp32"
+TWIN_CARD = """# {twin} — the FP32 twin of {int8}
+
+The shipped INT8 model before its INT8 export: the same Stage 2 weights (AdaLoRA merged into
+qkv), stored as FP16 and run as FP32, with the same mask styles ({styles}) and
+the same box head. It ships so the compare view (View > Compare models, `lungsam gui
+--compare`) shows one model in two precisions; deploy `{int8}`, fine-tune from
+`lungsam-compact-base`. Built by `tools/ship_fp32_twin.py`; data, training, metrics and the
+measured twin-vs-INT8 agreement are in `../{int8}/README.md` ("The FP32 twin").
+"""
+"""The twin folder's README (written by the tool: replacing the folder must not lose it)."""
 
 
 def merged_stage2(stage2_dir: Path) -> tuple[torch.nn.Module, dict]:
@@ -83,6 +93,9 @@ def build_twin(stage2_dir: Path, int8_dir: Path, out_dir: Path) -> Path:
     if head is None:
         raise SystemExit(f"{int8_dir}: no usable box head ({problem})")
     save_box_head(out, head, (int8_meta.get("box_head") or {}).get("provenance"))
+    styles = ", ".join(f"`{s}`" for s in int8_meta.get("mask_styles") or ["visible"])
+    card = TWIN_CARD.format(twin=out_dir.name, int8=int8_meta.get("name", int8_dir.name), styles=styles)
+    atomic_write_bytes(out / "README.md", card.encode())
     verify(out, stage2.sam, int8_dir)
     return out
 

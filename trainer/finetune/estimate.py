@@ -21,10 +21,15 @@ HOURS_WARNING_S = 3600.0
 #   compact (256 px, the trained base), batch 8: stage1 0.090, stage2 0.119, validation 0.049
 #   vit_b (1024 px, random weights), batch 1: stage1 29.0, validation 43.7 (batch 2 ran out of
 #   the machine's 24 GB); its stage2 is stage1 x 1.32, the ratio measured for compact.
+#   compact-hr (the v3 default, compact plus the detail stem): compact's figures times the
+#   ratios of `benchmarks/train_speed.py --pipeline` on the v2 (compact) and v3 bases run one
+#   after the other, 2 threads, 2026-12-01: stage1 86 / 72 s, stage2 28 / 28 s; validation
+#   times the embedding ratio at 2048 px (36.0 / 32.3 ms, benchmarks/latency_pair.py).
 # No GPU machine was available to this task, so CUDA has no entry: the pane says "not
 # measured" rather than inventing a number. Other architectures use the nearest by input size.
 SECONDS_PER_IMAGE: dict[tuple[str, str], dict[str, float]] = {
     ("compact", "cpu"): {"stage1": 0.090, "stage2": 0.119, "val": 0.049},
+    ("compact-hr", "cpu"): {"stage1": 0.090 * 86 / 72, "stage2": 0.119, "val": 0.049 * 36.0 / 32.3},
     ("vit_b", "cpu"): {"stage1": 29.0, "stage2": 38.3, "val": 43.7},
 }
 STARTUP_S = 8.0

@@ -57,6 +57,8 @@ def test_twin_is_the_stage2_model_in_fp32_with_the_int8_folders_head(tmp_path, t
     assert meta["mask_styles"] == ["visible", "anatomical"]
     assert sha256_file(twin_dir / BOX_HEAD_FILE) == sha256_file(int8 / BOX_HEAD_FILE)
     assert twin.box_head is not None
+    card = (twin_dir / "README.md").read_text()  # rebuilding the folder must not lose its card
+    assert card.startswith("# twin — the FP32 twin of tiny-int8") and "`visible`, `anatomical`" in card
 
 
 def test_a_stage2_folder_that_is_not_the_int8_source_is_refused(tmp_path, tiny_sam):

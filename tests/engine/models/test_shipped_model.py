@@ -1,8 +1,8 @@
 """The shipped default model: present, INT8, and still segments real radiographs well.
 
-Guards against a broken or swapped model file landing: the floor (0.94) sits a little below
-the measured Dice of the shipped model on COVID-QU-Ex val (0.963 on all 932 images; see
-resources/models/lungsam-compact-int8/README.md).
+Guards against a broken or swapped model file landing: each floor sits a little below what
+the shipped model (v3) measures on the same images (the ten val images: 0.961 with the
+both-lung box and per lung; 0.963 on all 932, see resources/models/lungsam-compact-int8/README.md).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from trainer.data import split_lungs, tight_box
 from trainer.evaluation import dice
 from trainer.training import read_exclude
 
-DICE_FLOOR = 0.94
+DICE_FLOOR = 0.955
 # covid_chestxray_gb's radiologist convention, "anatomical" style, on unseen gb images
-# (measured 0.944 on all 44, 0.9375 on the ten below; see the model card).
-GB_ANATOMICAL_FLOOR = 0.92
+# (v3 measured 0.947 on all 44, 0.940 on the ten below; see the model card).
+GB_ANATOMICAL_FLOOR = 0.93
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def shipped():
     return load_model(None)
 
 
-def test_default_is_the_int8_compact_model_and_the_fp32_base_ships_beside_it(shipped):
-    assert shipped.is_int8 and shipped.config.name == "compact"
+def test_default_is_the_int8_compact_hr_model_and_the_fp32_base_ships_beside_it(shipped):
+    assert shipped.is_int8 and shipped.config.name == "compact-hr"
     base = load_model(shipped_models_dir() / "lungsam-compact-base")
     assert not base.is_int8 and base.meta.get("adapter") is None, "users fine-tune from the FP32 base"
 
@@ -79,7 +79,7 @@ def test_shipped_model_segments_real_val_images(shipped, cxr_dir):
         both = predictor.predict(boxes=np.stack([tight_box(m) for m in lungs])).masks[:, 0]
         lung_dice += [dice(p, g) for p, g in zip(both, lungs, strict=True)]
     assert np.mean(union_dice) > DICE_FLOOR, union_dice
-    assert np.mean(lung_dice) > DICE_FLOOR - 0.01, lung_dice
+    assert np.mean(lung_dice) > DICE_FLOOR - 0.005, lung_dice
 
 
 def test_anatomical_style_draws_the_gb_radiologists_convention_on_unseen_images(shipped, gb_dir):
@@ -104,9 +104,10 @@ def test_anatomical_style_draws_the_gb_radiologists_convention_on_unseen_images(
 def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
     """Twenty real val images, the standard click protocol (trainer.evaluation.clicks), each click
     editing the mask around it (engine.predict.focus): the mean Dice rises with each of three
-    clicks and at most one image gets worse at the first click (measured on these twenty:
-    0.9651 -> 0.9679 -> 0.9696 -> 0.9704, 0 worse at click 1; without the focus 6 of 20 got
-    worse; the previous default, trained on boxes only, fell with every click)."""
+    clicks and at most two images get worse at the first click (v3 measured on these twenty:
+    0.9666 -> 0.9698 -> 0.9715 -> 0.9731, 2 worse at click 1 (5.3 % of all 932 are); v2:
+    0.9651 -> 0.9679 -> 0.9696 -> 0.9704, 0 worse; without the focus 6 of 20 got worse; v1,
+    trained on boxes only, fell with every click)."""
     from trainer.data import find_pairs
     from trainer.evaluation import evaluate_clicks
 
@@ -114,5 +115,5 @@ def test_corrective_clicks_help_the_shipped_model(shipped, cxr_dir):
     summary = evaluate_clicks(shipped, pairs, 3, device="cpu")
     means = summary["mean_dice"]
     assert all(b > a for a, b in zip(means, means[1:], strict=False)), means
-    assert means[3] > means[0] + 0.002, means
-    assert summary["worse"][0] <= 1, summary["worse"]
+    assert means[3] > means[0] + 0.004, means
+    assert summary["worse"][0] <= 2, summary["worse"]

@@ -83,3 +83,13 @@ def test_keep_outside_focus_takes_new_pixels_only_in_the_disk_in_original_pixels
     assert edge[0, 0] and edge.sum() < out.sum()
     with pytest.raises(ValueError, match="differ in shape"):
         keep_outside_focus(current, new[:, :10], (1.0, 1.0))
+
+
+def test_the_radius_is_read_at_call_time(monkeypatch):
+    """benchmarks/focus_radius.py tries other radii by setting FOCUS_RADIUS: a default bound
+    at import time would ignore it."""
+    import engine.predict.focus as focus
+
+    before = focus_disk((64, 64), (128.0, 128.0), 256).sum()
+    monkeypatch.setattr(focus, "FOCUS_RADIUS", 2 * FOCUS_RADIUS)
+    assert focus_disk((64, 64), (128.0, 128.0), 256).sum() > 3 * before

@@ -158,6 +158,8 @@ def test_estimate_warns_for_hours_on_cpu_and_paper_preset(qtbot, gui_model, tmp_
     assert tp.estimate(plan, 40, 10, "vit_b").warn
     compact = tp.estimate(plan, 40, 10, "compact")
     assert not compact.warn and 30 < compact.seconds < 600
+    # the default model's architecture has its own measured cost (the detail stem costs more)
+    assert compact.seconds < tp.estimate(plan, 40, 10, "compact-hr").seconds < 1.5 * compact.seconds
     assert tp.estimate(tp.TrainPlan(tmp_path, "base", device="cuda"), 40, 10, "compact").seconds is None
     window = make_window()
     settings = window.trainer_pane.settings

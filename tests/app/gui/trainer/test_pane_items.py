@@ -63,7 +63,7 @@ def test_with_the_shipped_models_the_pane_preselects_lungsam_compact_base(qtbot,
     window.on_toggle_trainer(True)
     pane = window.trainer_pane
     assert pane.base_model() == str(base)
-    assert pane.data_view.base_label.text().startswith("Base model: lungsam-compact-base [compact, FP32]")
+    assert pane.data_view.base_label.text().startswith("Base model: lungsam-compact-base [compact-hr, FP32]")
 
 
 def test_too_few_held_back_images_are_said_before_the_run(qtbot, gui_model, corrected_project, make_window,
