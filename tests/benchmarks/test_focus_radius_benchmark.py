@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +10,13 @@ import pytest
 from PIL import Image
 
 import engine.predict.focus as focus
+from tests.benchmarks.conftest import benchmark_module
 from tests.conftest import synthetic_cxr
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "focus_radius.py"
 
 
 @pytest.fixture()
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_focus_radius", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_focus_radius"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_focus_radius", None)
+    yield from benchmark_module("focus_radius")
 
 
 def pairs_folder(root: Path, n: int) -> Path:

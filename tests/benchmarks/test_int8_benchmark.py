@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from engine.quant import Int8Linear
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "int8.py"
+from tests.benchmarks.conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_int8", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_int8"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_int8", None)
+    yield from benchmark_module("int8")
 
 
 def test_json_has_every_column_the_issue_names(bench, tmp_path):
