@@ -3,8 +3,9 @@
 (:mod:`~engine.sam.build`), the batched forward pass (:mod:`~engine.sam.forward`), the one
 mapping of images and prompts into a SAM's input frame and back
 (:mod:`~engine.sam.preprocess`), official ``.pth`` checkpoints
-(:mod:`~engine.sam.official_checkpoint`) and mask styles, one output token per annotation
-convention (:mod:`~engine.sam.styles`).
+(:mod:`~engine.sam.official_checkpoint`), mask styles, one output token per annotation
+convention (:mod:`~engine.sam.styles`), and growing a model without changing its masks: the
+hi-res detail path (:mod:`~engine.sam.hires`), more encoder blocks (:mod:`~engine.sam.deepen`).
 """
 
 from engine.sam.box_head import BOX_KINDS, BoxHead, box_head_from_arch
@@ -12,6 +13,7 @@ from engine.sam.build import build_sam, count_parameters
 from engine.sam.config import (
     COMPACT,
     COMPACT_HR,
+    COMPACT_HR_D12,
     MEDSAM,
     PRESETS,
     TEST_PRESETS,
@@ -23,6 +25,7 @@ from engine.sam.config import (
     named_configs,
     preset,
 )
+from engine.sam.deepen import deepens, grow_depth
 from engine.sam.forward import decode_all_tokens, decode_per_prompt, predict_boxes, predict_prompts
 from engine.sam.hires import (
     HiResMaskDecoder,
@@ -62,8 +65,11 @@ __all__ = [
     "predict_prompts",
     "COMPACT",
     "COMPACT_HR",
+    "COMPACT_HR_D12",
     "decode_all_tokens",
+    "deepens",
     "embedding_channels",
+    "grow_depth",
     "grow_hires",
     "has_hires",
     "split_embedding",

@@ -26,7 +26,7 @@ from engine.adalora import (
 )
 from engine.errors import TrainingError
 from engine.models import LoadedModel, remember_adalora_config, save_sam_folder
-from engine.sam import SamConfig, build_sam, count_parameters, grow_hires
+from engine.sam import SamConfig, build_sam, count_parameters, deepens, grow_depth, grow_hires
 from trainer.training.loop import History, StageHooks
 
 PAPER_PRUNE_EPOCHS = (3, 7, 12)
@@ -75,18 +75,20 @@ class Stage2Config:
 
 def start_model(base: LoadedModel | None, config: SamConfig | None) -> tuple[torch.nn.Module, SamConfig]:
     """The model a stage trains: ``base`` as loaded, a new one of architecture ``config``, or
-    ``base`` grown into ``config`` when that is ``base``'s architecture plus the hi-res
-    detail path (:func:`engine.sam.hires.grow_hires`: same masks at the start; the input
-    normalisation may change with it, which training then adapts to)."""
+    ``base`` grown into ``config``, its masks the same at the start: by the hi-res detail path
+    (:func:`engine.sam.hires.grow_hires`; the input normalisation may change with it, which
+    training adapts to) or by encoder blocks appended (:func:`engine.sam.deepen.grow_depth`)."""
     if base is not None:
         if config is None or config == replace(base.config, name=config.name):
             return base.sam, base.config
         same_vit = replace(config, name=base.config.name, hires_skip=False, normalization=base.config.normalization)
         if config.hires_skip and not base.config.hires_skip and same_vit == base.config:
             return grow_hires(base.sam, build_sam(config)), config
+        if deepens(base.config, config):
+            return grow_depth(base.sam, build_sam(config), base.config.encoder_depth), config
         raise TrainingError(
-            f"--arch {config.name} is not the architecture of {base.name} ({base.config.name}); "
-            "a model can only be grown by the hi-res path (--arch compact-hr from compact)"
+            f"--arch {config.name} is not the architecture of {base.name} ({base.config.name}); a model "
+            "grows only by the hi-res path (compact -> compact-hr) or by blocks (compact-hr -> compact-hr-d12)"
         )
     if config is None:
         raise TrainingError("give a model to start from (--model) or an architecture (--arch)")
