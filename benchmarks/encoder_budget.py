@@ -13,19 +13,17 @@ measure a candidate before any training.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.latency_pair import interleaved_latency, upscaled
 from engine.models import LoadedModel, export_int8, load_model, load_model_folder
 from engine.predict import EmbeddingCache, Predictor
 from engine.sam import build_sam
@@ -48,30 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     side = args.size
-    image = np.array(Image.open(args.image).convert("L").resize((side, side), Image.BICUBIC))
     models: dict[str, LoadedModel] = {"shipped default": load_model(None)}
     with tempfile.TemporaryDirectory() as tmp:
         for label, config in CANDIDATES.items():
             torch.manual_seed(0)
             models[label] = load_model_folder(export_int8(build_sam(config), config, Path(tmp) / config.name))
         predictors = {k: Predictor(m, device="cpu", cache=EmbeddingCache(max_bytes=0)) for k, m in models.items()}
-        box = [0.12 * side, 0.15 * side, 0.88 * side, 0.9 * side]
-        embed: dict[str, list[float]] = {k: [] for k in predictors}
-        decode: dict[str, list[float]] = {k: [] for k in predictors}
-        for _ in range(args.repeats + 2):  # the first two warm up
-            for k, predictor in predictors.items():
-                t = time.perf_counter()
-                predictor.set_image(image)
-                embed[k].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                predictor.predict(boxes=box)
-                decode[k].append(time.perf_counter() - t)
-    base = statistics.median(embed["shipped default"][2:])
+        box = np.array([0.12 * side, 0.15 * side, 0.88 * side, 0.9 * side])
+        medians = interleaved_latency(predictors, upscaled(args.image, side), box, args.repeats, warmup=2)
+    base = medians["shipped default"]["embed"]
     print(f"{side}x{side}, {args.threads} threads, medians of {args.repeats}, INT8")
-    for k in predictors:
-        e, d = statistics.median(embed[k][2:]), statistics.median(decode[k][2:])
-        print(f"{k:<24} embedding {e * 1e3:6.1f} ms ({e / base:4.2f}x)  box-to-mask {d * 1e3:5.1f} ms")
-
+    for k, med in medians.items():
+        print(f"{k:<24} embedding {med['embed']:6.1f} ms ({med['embed'] / base:4.2f}x)  "
+              f"box-to-mask {med['box']:5.1f} ms")
 
 if __name__ == "__main__":
     main()
