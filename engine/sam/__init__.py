@@ -29,6 +29,7 @@ from engine.sam.deepen import deepens, grow_depth
 from engine.sam.forward import decode_all_tokens, decode_per_prompt, predict_boxes, predict_prompts
 from engine.sam.hires import (
     HiResMaskDecoder,
+    adds_hires,
     embedding_channels,
     grow_hires,
     has_hires,
@@ -66,6 +67,7 @@ __all__ = [
     "COMPACT",
     "COMPACT_HR",
     "COMPACT_HR_D12",
+    "adds_hires",
     "decode_all_tokens",
     "deepens",
     "embedding_channels",

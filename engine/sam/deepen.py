@@ -39,13 +39,12 @@ def deepens(source: SamConfig, target: SamConfig) -> bool:
                    encoder_global_attn_indexes=kept) == replace(source, encoder_global_attn_indexes=kept)
 
 
-def grow_depth(source: Sam, target: Sam, source_depth: int) -> Sam:
-    """Load ``source`` (``source_depth`` encoder blocks) into ``target`` (the same SAM with
-    blocks appended) and zero the appended blocks' residual branches, so ``target`` computes
-    exactly ``source``'s embedding and masks. LungSAM's own attributes (mask styles) come
-    along. Returns ``target``."""
-    depth = len(target.image_encoder.blocks)
-    if depth <= source_depth or len(source.image_encoder.blocks) != source_depth:
+def grow_depth(source: Sam, target: Sam) -> Sam:
+    """Load ``source`` into ``target`` (the same SAM with encoder blocks appended) and zero the
+    appended blocks' residual branches, so ``target`` computes exactly ``source``'s embedding
+    and masks. LungSAM's own attributes (mask styles) come along. Returns ``target``."""
+    source_depth, depth = len(source.image_encoder.blocks), len(target.image_encoder.blocks)
+    if depth <= source_depth:
         raise ValueError(f"grow_depth appends blocks to a {source_depth}-block encoder (target has {depth})")
     try:
         result = target.load_state_dict(source.state_dict(), strict=False)

@@ -20,10 +20,14 @@ computes exactly that SAM's masks until training moves it (ControlNet's zero-con
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, Sam
 from torch import nn
+
+from engine.sam.config import SamConfig
 
 #: Stride of the detail features in input pixels (the decoder's upscaled grid at patch 16).
 DETAIL_STRIDE = 4
@@ -118,6 +122,13 @@ def embedding_channels(sam: Sam) -> int:
     """Channels of ``sam.image_encoder``'s output: SAM's D, plus 16C folded detail features."""
     d = sam.prompt_encoder.embed_dim
     return d + detail_channels(d) * FOLD**2 if has_hires(sam) else d
+
+
+def adds_hires(source: SamConfig, target: SamConfig) -> bool:
+    """True when ``target`` is ``source`` plus the hi-res detail path (its input normalisation
+    may differ: compact-hr also stretches each image's grey levels), the rest the same."""
+    same_vit = replace(target, name=source.name, hires_skip=False, normalization=source.normalization)
+    return target.hires_skip and not source.hires_skip and same_vit == source
 
 
 def grow_hires(source: Sam, target: Sam) -> Sam:

@@ -26,7 +26,15 @@ from engine.adalora import (
 )
 from engine.errors import TrainingError
 from engine.models import LoadedModel, remember_adalora_config, save_sam_folder
-from engine.sam import SamConfig, build_sam, count_parameters, deepens, grow_depth, grow_hires
+from engine.sam import (
+    SamConfig,
+    adds_hires,
+    build_sam,
+    count_parameters,
+    deepens,
+    grow_depth,
+    grow_hires,
+)
 from trainer.training.loop import History, StageHooks
 
 PAPER_PRUNE_EPOCHS = (3, 7, 12)
@@ -81,11 +89,10 @@ def start_model(base: LoadedModel | None, config: SamConfig | None) -> tuple[tor
     if base is not None:
         if config is None or config == replace(base.config, name=config.name):
             return base.sam, base.config
-        same_vit = replace(config, name=base.config.name, hires_skip=False, normalization=base.config.normalization)
-        if config.hires_skip and not base.config.hires_skip and same_vit == base.config:
+        if adds_hires(base.config, config):
             return grow_hires(base.sam, build_sam(config)), config
         if deepens(base.config, config):
-            return grow_depth(base.sam, build_sam(config), base.config.encoder_depth), config
+            return grow_depth(base.sam, build_sam(config)), config
         raise TrainingError(
             f"--arch {config.name} is not the architecture of {base.name} ({base.config.name}); a model "
             "grows only by the hi-res path (compact -> compact-hr) or by blocks (compact-hr -> compact-hr-d12)"

@@ -20,7 +20,7 @@ DEEP = tiny_config(encoder_depth=4, encoder_global_attn_indexes=(1, 3))
 def test_the_grown_model_computes_the_sources_embedding_and_masks_exactly():
     torch.manual_seed(0)
     source = build_sam(SHALLOW).eval()
-    grown = grow_depth(source, build_sam(DEEP), SHALLOW.encoder_depth).eval()
+    grown = grow_depth(source, build_sam(DEEP)).eval()
     image = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         a, b = source.image_encoder(image), grown.image_encoder(image)
@@ -39,7 +39,7 @@ def test_the_grown_model_computes_the_sources_embedding_and_masks_exactly():
 def test_training_the_appended_blocks_changes_the_embedding():
     """Zero residual branches still get gradients (through proj's and lin2's weights)."""
     torch.manual_seed(0)
-    grown = grow_depth(build_sam(SHALLOW), build_sam(DEEP), 2)
+    grown = grow_depth(build_sam(SHALLOW), build_sam(DEEP))
     out = grown.image_encoder(torch.randn(1, 3, 64, 64)).square().mean()
     out.backward()
     assert float(grown.image_encoder.blocks[3].mlp.lin2.weight.grad.abs().sum()) > 0
@@ -56,12 +56,12 @@ def test_which_configs_deepen_and_mask_styles_come_along():
     torch.manual_seed(0)
     source = build_sam(SHALLOW)
     set_mask_styles(source, ["visible", "anatomical"])
-    assert mask_styles(grow_depth(source, build_sam(DEEP), 2)) == ["visible", "anatomical"]
+    assert mask_styles(grow_depth(source, build_sam(DEEP))) == ["visible", "anatomical"]
     with pytest.raises(ValueError, match="appends blocks"):
-        grow_depth(build_sam(DEEP), build_sam(SHALLOW), 4)
+        grow_depth(build_sam(DEEP), build_sam(SHALLOW))
     with pytest.raises(ValueError, match="differ beyond the encoder's depth"):
         grow_depth(source, build_sam(tiny_config(encoder_depth=4, encoder_global_attn_indexes=(1, 3),
-                                                 encoder_embed_dim=64)), 2)
+                                                 encoder_embed_dim=64)))
 
 
 def test_start_model_grows_by_blocks():
